@@ -1,0 +1,94 @@
+"""Audio in: any file soundfile reads, or an array at any rate -> 16 kHz mono float32 in [-1, 1].
+
+Every problem becomes an AudioError whose message says what was wrong and what is accepted.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+ACCEPTED = "WAV, FLAC, OGG or MP3 speech, 0.1 s or longer"
+
+
+class AudioError(ValueError):
+    """Input audio that cannot be used; the message is meant for the person who supplied it."""
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    min_seconds: float = 0.1
+    max_seconds: float = 20.0       # longer clips are cropped, with a warning
+    refuse_seconds: float = 600.0   # longer files are refused before they are decoded
+    silence_peak: float = 1e-4      # a clip whose loudest sample is below this is silent
+
+
+def load_audio(path: str | Path, limits: AudioLimits = AudioLimits()) -> np.ndarray:
+    """Read, check and convert a file to 16 kHz mono float32."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise AudioError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{name}: the file is empty (0 bytes); expected {ACCEPTED}")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(f"{name}: not a readable audio file ({e}); expected {ACCEPTED}") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError(f"{name}: the file holds no audio samples; expected {ACCEPTED}")
+    seconds = info.frames / info.samplerate
+    if seconds > limits.refuse_seconds:
+        raise AudioError(f"{name}: {seconds:.0f} s is too long (at most {limits.refuse_seconds:.0f} s accepted)")
+    # read no more than we keep, so a long file never sits in memory whole
+    keep = int(min(seconds, limits.max_seconds) * info.samplerate) + 1
+    try:
+        wave, sr = sf.read(str(path), frames=keep, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{name}: the audio data is damaged ({e})") from None
+    if len(wave) == 0:
+        raise AudioError(f"{name}: the file holds no audio samples (truncated?); expected {ACCEPTED}")
+    return prepare_waveform(wave, sr, limits, name=name, original_seconds=seconds)
+
+
+def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits(), name: str = "audio",
+                     original_seconds: float | None = None) -> np.ndarray:
+    """An array (n,) or (n, channels), float or integer PCM, at any rate -> checked 16 kHz mono float32."""
+    wave = np.asarray(wave)
+    if wave.size == 0:
+        raise AudioError(f"{name}: empty audio; expected {ACCEPTED}")
+    if np.issubdtype(wave.dtype, np.integer):
+        wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
+    wave = wave.astype(np.float32, copy=False)
+    if wave.ndim == 2:
+        # (n, channels) as soundfile and Gradio give it; a (channels, n) array with few rows too
+        wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
+    elif wave.ndim != 1:
+        raise AudioError(f"{name}: expected a 1-D or 2-D waveform, got shape {wave.shape}")
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    if sample_rate <= 0:
+        raise AudioError(f"{name}: invalid sample rate {sample_rate}")
+    seconds = original_seconds if original_seconds is not None else len(wave) / sample_rate
+    if seconds < limits.min_seconds:
+        raise AudioError(f"{name}: {seconds:.3f} s is too short (at least {limits.min_seconds} s of speech needed)")
+    if seconds > limits.refuse_seconds:
+        raise AudioError(f"{name}: {seconds:.0f} s is too long (at most {limits.refuse_seconds:.0f} s accepted)")
+    max_samples = int(limits.max_seconds * sample_rate)
+    if len(wave) > max_samples or seconds > limits.max_seconds:
+        warnings.warn(f"{name}: {seconds:.1f} s is longer than the maximum {limits.max_seconds:.1f} s; "
+                      f"using the first {limits.max_seconds:.1f} s", stacklevel=2)
+        wave = wave[:max_samples]
+    if sample_rate != SAMPLE_RATE:
+        wave = soxr.resample(wave, sample_rate, SAMPLE_RATE).astype(np.float32)
+    peak = float(np.abs(wave).max())
+    if peak < limits.silence_peak:
+        raise AudioError(f"{name}: the clip is silent (peak level {peak:.1e}); record some speech")
+    if peak > 1.0:  # float input beyond full scale: scale down rather than clip
+        wave = wave / peak
+    return np.ascontiguousarray(wave, dtype=np.float32)

@@ -1,0 +1,147 @@
+"""A model as a directory: config.json + model.safetensors (+ tokenizer/). No pickles.
+
+Frozen encoders that come from a pretrained source are not stored: the checkpoint names
+the source and a fingerprint of its weights, and loading checks the fingerprint. This keeps
+the bundled default small (all-MiniLM-L6-v2 alone is 90 MB).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer
+
+from .config import ModelConfig
+from .model import MGCMA, resolve_source
+
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"
+FORMAT = "mgcma-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded; the message says what is wrong."""
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    total = sum(p.detach().double().pow(2).sum().item() for p in module.parameters())
+    return f"{total:.10e}"
+
+
+def unstored_encoders(model: MGCMA) -> list[str]:
+    """Names of encoders that the checkpoint references by source instead of storing."""
+    c = model.config
+    return [name for name in ("speech", "text")
+            if hasattr(model, f"{name}_encoder") and getattr(c, f"freeze_{name}_encoder")
+            and getattr(c, f"{name}_encoder") is not None]
+
+
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename, so that a crash leaves the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_model(model: MGCMA, directory: str | Path, tokenizer=None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = ModelConfig.from_dict(model.config.to_dict())
+    for name in ("speech", "text"):  # record full architectures so loading needs no source
+        if hasattr(model, f"{name}_encoder"):
+            setattr(config, f"{name}_encoder_config", getattr(model, f"{name}_encoder").config.to_diff_dict())
+    skipped = unstored_encoders(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+             if not any(k.startswith(f"{name}_encoder.") for name in skipped)}
+    metadata = {"format": FORMAT}
+    for name in skipped:
+        metadata[f"{name}_encoder_fingerprint"] = fingerprint(getattr(model, f"{name}_encoder"))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata))
+    atomic_write(directory / CONFIG_FILE, lambda tmp: config.save(tmp))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+    return directory
+
+
+def load_config(directory: str | Path) -> ModelConfig:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_FILE}: not an MGCMA checkpoint")
+    try:
+        return ModelConfig.load(path)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"bad {path}: {e}") from None
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MGCMA:
+    """Load a checkpoint directory; any mismatch between config and weights is named."""
+    directory = Path(directory)
+    config = load_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS_FILE}")
+    try:
+        state = load_file(weights)
+        with open(weights, "rb") as f:  # header: 8-byte length, then JSON with __metadata__
+            n = int.from_bytes(f.read(8), "little")
+            metadata = json.loads(f.read(n)).get("__metadata__", {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is corrupt or not a safetensors file: {e}") from None
+    model = MGCMA(config, pretrained=False)
+    check_state(model, state, weights)
+    model.load_state_dict(state, strict=False)
+    for name in unstored_encoders(model):
+        expected = metadata.get(f"{name}_encoder_fingerprint")
+        got = fingerprint(getattr(model, f"{name}_encoder"))
+        if expected is not None and abs(float(got) - float(expected)) > 1e-6 * abs(float(expected)):
+            raise CheckpointError(
+                f"the frozen {name} encoder loaded from {getattr(config, f'{name}_encoder')!r} is not "
+                f"the one this checkpoint was trained with (fingerprint {got} != {expected})")
+    return model.to(device).eval()
+
+
+def check_state(model: MGCMA, state: dict, weights: Path) -> None:
+    expected = model.state_dict()
+    skipped = unstored_encoders(model)
+    needed = {k for k in expected if not any(k.startswith(f"{n}_encoder.") for n in skipped)}
+    problems = []
+    missing = sorted(needed - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append(f"tensors the config does not have: {', '.join(unexpected[:5])}"
+                        + (" ..." if len(unexpected) > 5 else ""))
+    for k in sorted(needed & set(state)):
+        if tuple(state[k].shape) != tuple(expected[k].shape):
+            problems.append(f"{k} has shape {tuple(state[k].shape)}, config expects {tuple(expected[k].shape)}")
+    if problems:
+        raise CheckpointError(f"{weights} does not match its config.json: " + "; ".join(problems[:6]))
+
+
+def load_tokenizer(config: ModelConfig, directory: str | Path | None = None):
+    """The checkpoint's own copy if it has one, else the config's tokenizer or text encoder source."""
+    if not config.uses_text:
+        return None
+    if directory is not None and (Path(directory) / TOKENIZER_DIR).is_dir():
+        return AutoTokenizer.from_pretrained(str(Path(directory) / TOKENIZER_DIR))
+    source = config.tokenizer or config.text_encoder
+    if source is None:
+        raise CheckpointError("no tokenizer: set `tokenizer` in the config or save one into the checkpoint")
+    return AutoTokenizer.from_pretrained(resolve_source(source))

@@ -1,0 +1,282 @@
+"""Utterance records from IEMOCAP, a manifest or the synthetic corpus; batching; folds."""
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .audio import SAMPLE_RATE, AudioLimits, load_audio
+
+
+@dataclass
+class Utterance:
+    id: str
+    path: str | None          # audio file; None when `waveform` holds the audio
+    text: str
+    label: str
+    speaker: str
+    group: str = ""           # the cross-validation group: IEMOCAP session, or a manifest's fold
+    waveform: np.ndarray | None = field(default=None, repr=False)
+
+
+class ManifestError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------- IEMOCAP
+IEMOCAP_MAP = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
+IEMOCAP_EXPECTED = {"neutral": 1708, "happy": 1636, "angry": 1103, "sad": 1084}
+_EVAL_LINE = re.compile(r"^\[\s*[\d.]+\s*-\s*[\d.]+\s*\]\t(\S+)\t(\S+)\t")
+_TRANSCRIPT_LINE = re.compile(r"^(Ses\d\d[MF]_\S+?_[MF]\d{3})\s*\[[^\]]*\]:\s*(.*)$")
+
+
+def read_iemocap(root: str | Path, report=print) -> list[Utterance]:
+    """Parse IEMOCAP_full_release/: 4 classes (hap + exc merged), sessions as groups.
+    Utterances whose wav or transcript is missing are skipped and counted."""
+    root = Path(root)
+    sessions = sorted(p for p in root.glob("Session[1-5]") if p.is_dir())
+    if not sessions:
+        raise FileNotFoundError(f"{root} has no Session1..Session5 folders: is it IEMOCAP_full_release/?")
+    records, skipped = [], Counter()
+    for session in sessions:
+        texts = {}
+        for tfile in sorted((session / "dialog" / "transcriptions").glob("*.txt")):
+            for line in tfile.read_text(errors="replace").splitlines():
+                if m := _TRANSCRIPT_LINE.match(line.strip()):
+                    texts[m.group(1)] = m.group(2).strip()
+        for efile in sorted((session / "dialog" / "EmoEvaluation").glob("*.txt")):
+            dialog = efile.stem
+            for line in efile.read_text(errors="replace").splitlines():
+                m = _EVAL_LINE.match(line)
+                if not m:
+                    continue
+                utt, code = m.groups()
+                if code not in IEMOCAP_MAP:
+                    skipped["other emotion"] += 1
+                    continue
+                wav = session / "sentences" / "wav" / dialog / f"{utt}.wav"
+                if not wav.is_file():
+                    skipped["missing wav"] += 1
+                    continue
+                if utt not in texts:
+                    skipped["missing transcript"] += 1
+                    continue
+                speaker = f"{utt[:5]}{utt.split('_')[-1][0]}"  # Ses01 + F/M of the speaking actor
+                records.append(Utterance(utt, str(wav), texts[utt], IEMOCAP_MAP[code], speaker,
+                                         group=session.name))
+    report_counts(records, skipped, report)
+    return records
+
+
+def report_counts(records, skipped, report=print) -> None:
+    counts = Counter(r.label for r in records)
+    report(f"IEMOCAP: {len(records)} utterances: " + ", ".join(f"{k} {counts[k]}" for k in IEMOCAP_EXPECTED)
+           + (f" (skipped: {dict(skipped)})" if skipped else ""))
+    expected_total = sum(IEMOCAP_EXPECTED.values())
+    if dict(counts) != IEMOCAP_EXPECTED:
+        diff = ", ".join(f"{k} {counts[k]} vs {v}" for k, v in IEMOCAP_EXPECTED.items() if counts[k] != v)
+        report(f"WARNING: the class counts differ from the standard 4-class IEMOCAP set "
+               f"({expected_total} = 1708 / 1636 / 1103 / 1084): {diff}. Results are not comparable "
+               f"with published numbers unless this is intended.")
+
+
+# --------------------------------------------------------------------------------- manifest
+MANIFEST_FIELDS = ["path", "text", "label", "speaker"]
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """CSV or JSONL with path, text, label, speaker and optional fold (and id).
+    Relative audio paths are taken from the manifest's folder. Text may be empty (ASR fills it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist")
+    if path.suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e})") from None
+            rows.append((lineno, row))
+    else:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [k for k in MANIFEST_FIELDS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ManifestError(f"{path}:1: the header lacks column(s) {', '.join(missing)} "
+                                    f"(needs {', '.join(MANIFEST_FIELDS)}, optional fold)")
+            rows = [(i, row) for i, row in enumerate(reader, start=2)]
+    records = [manifest_row(path, lineno, row) for lineno, row in rows]
+    if not records:
+        raise ManifestError(f"{path} holds no utterances")
+    return records
+
+
+def manifest_row(path: Path, lineno: int, row) -> Utterance:
+    where = f"{path}:{lineno}"
+    if not isinstance(row, dict):
+        raise ManifestError(f"{where}: expected an object with {', '.join(MANIFEST_FIELDS)}")
+    for key in ("path", "label", "speaker"):
+        if row.get(key) in (None, ""):
+            raise ManifestError(f"{where}: '{key}' is empty")
+    audio = Path(str(row["path"]))
+    if not audio.is_absolute():
+        audio = path.parent / audio
+    fold = row.get("fold")
+    return Utterance(id=str(row.get("id") or audio.stem), path=str(audio), text=str(row.get("text") or ""),
+                     label=str(row["label"]), speaker=str(row["speaker"]),
+                     group="" if fold in (None, "") else str(fold))
+
+
+def write_manifest(records: list[Utterance], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [dict(path=r.path, text=r.text, label=r.label, speaker=r.speaker, fold=r.group, id=r.id)
+            for r in records]
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["path", "text", "label", "speaker", "fold", "id"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+# ------------------------------------------------------------------------------------ folds
+def groups_of(records: list[Utterance]) -> list[str]:
+    """The leave-one-out unit: the record's group (session / fold) if every record has one, else speaker."""
+    if all(r.group for r in records):
+        return [r.group for r in records]
+    return [r.speaker for r in records]
+
+
+def leave_one_group_out(records: list[Utterance]) -> list[tuple[str, list[int], list[int]]]:
+    """-> [(test group, train indices, test indices)] for each group in sorted order."""
+    groups = groups_of(records)
+    return [(g, [i for i, x in enumerate(groups) if x != g], [i for i, x in enumerate(groups) if x == g])
+            for g in sorted(set(groups))]
+
+
+def validation_split(records: list[Utterance], train_idx: list[int], fraction: float = 0.15,
+                     seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split the training side only: whole speakers go to validation (as the test fold holds
+    unseen speakers), falling back to random utterances when there are too few speakers."""
+    rng = random.Random(seed)
+    speakers = sorted({records[i].speaker for i in train_idx})
+    if len(speakers) >= 3:
+        rng.shuffle(speakers)
+        n_val = max(1, round(fraction * len(speakers)))
+        held = set(speakers[:n_val])
+        val = [i for i in train_idx if records[i].speaker in held]
+        return [i for i in train_idx if records[i].speaker not in held], val
+    shuffled = list(train_idx)
+    rng.shuffle(shuffled)
+    n_val = max(1, round(fraction * len(shuffled)))
+    return sorted(shuffled[n_val:]), sorted(shuffled[:n_val])
+
+
+# -------------------------------------------------------------------------------- batching
+class UtteranceDataset(Dataset):
+    def __init__(self, records: list[Utterance], labels: list[str], limits: AudioLimits = AudioLimits()):
+        unknown = sorted({r.label for r in records} - set(labels))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the model's labels {labels}")
+        self.records, self.limits = records, limits
+        self.label_index = {name: i for i, name in enumerate(labels)}
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        r = self.records[i]
+        audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
+        return dict(index=i, audio=audio, text=r.text, label=self.label_index[r.label])
+
+    def durations(self) -> list[float]:
+        """Seconds per record from the file headers (no decoding), for bucketing."""
+        out = []
+        for r in self.records:
+            if r.waveform is not None:
+                out.append(len(r.waveform) / SAMPLE_RATE)
+            else:
+                info = sf.info(r.path)
+                out.append(min(info.frames / info.samplerate, self.limits.max_seconds))
+        return out
+
+
+class Collator:
+    """Pads audio (B, N) with a bool mask, tokenises text (B, Tt) with a bool mask."""
+
+    def __init__(self, tokenizer, max_text_tokens: int = 64):
+        self.tokenizer, self.max_text_tokens = tokenizer, max_text_tokens
+
+    def __call__(self, items: list[dict]) -> dict:
+        n = max(len(it["audio"]) for it in items)
+        audio = torch.zeros(len(items), n)
+        audio_mask = torch.zeros(len(items), n, dtype=torch.bool)
+        for i, it in enumerate(items):
+            audio[i, :len(it["audio"])] = torch.from_numpy(np.asarray(it["audio"], dtype=np.float32))
+            audio_mask[i, :len(it["audio"])] = True
+        batch = dict(audio=audio, audio_mask=audio_mask,
+                     labels=torch.tensor([it["label"] for it in items]),
+                     index=torch.tensor([it["index"] for it in items]))
+        if self.tokenizer is not None:
+            # an empty transcript still yields [CLS] [SEP], so the text side always has tokens
+            enc = self.tokenizer([it["text"] for it in items], padding=True, truncation=True,
+                                 max_length=self.max_text_tokens, return_tensors="pt")
+            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool())
+        return batch
+
+
+class BucketSampler(Sampler):
+    """Batches of similar duration so padding stays small: shuffle, sort within windows of
+    `bucket_size` batches, cut into batches, shuffle the batch order. Deterministic per epoch."""
+
+    def __init__(self, durations: list[float], batch_size: int, shuffle: bool = True,
+                 bucket_size: int = 50, seed: int = 0, drop_last: bool = False):
+        self.durations, self.batch_size, self.shuffle = durations, batch_size, shuffle
+        self.bucket_size, self.seed, self.drop_last, self.epoch = bucket_size, seed, drop_last, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.durations)))
+        if self.shuffle:
+            rng.shuffle(order)
+        window = self.batch_size * self.bucket_size
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start:start + window], key=lambda i: self.durations[i])
+            batches += [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self):
+        return len(self.batches())
+
+
+def padding_fraction(batches: list[list[int]], durations: list[float]) -> float:
+    """Share of the padded audio tensor that is padding."""
+    total = sum(max(durations[i] for i in b) * len(b) for b in batches)
+    real = sum(durations[i] for b in batches for i in b)
+    return 1.0 - real / total

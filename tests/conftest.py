@@ -1,0 +1,35 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from mgcma.checkpoint import load_tokenizer
+from mgcma.config import preset
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return load_tokenizer(preset("test"))
+
+
+@pytest.fixture
+def make_batch(tokenizer):
+    """Random clips of the given lengths (samples) with texts, padded as a batch."""
+    def make(lengths, texts=None, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        texts = texts or [f"sentence number {i} is rather {'good' if i % 2 else 'bad'}" for i in range(len(lengths))]
+        n = max(lengths)
+        audio = torch.zeros(len(lengths), n)
+        mask = torch.zeros(len(lengths), n, dtype=torch.bool)
+        for i, length in enumerate(lengths):
+            audio[i, :length] = 0.1 * torch.randn(length, generator=g)
+            mask[i, :length] = True
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        labels = torch.arange(len(lengths)) % 4
+        return dict(audio=audio, audio_mask=mask, input_ids=enc.input_ids,
+                    text_mask=enc.attention_mask.bool(), labels=labels)
+    return make
