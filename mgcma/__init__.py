@@ -1,6 +1,12 @@
 """MGCMA: multi-granularity cross-modal alignment for speech + text emotion recognition."""
-from .config import ModelConfig, preset
-from .model import MGCMA, MGCMAOutput
-from .checkpoint import CheckpointError, load_model, save_model
+import importlib
 
-__all__ = ["ModelConfig", "preset", "MGCMA", "MGCMAOutput", "CheckpointError", "load_model", "save_model"]
+_EXPORTS = {"ModelConfig": "config", "preset": "config", "MGCMA": "model", "MGCMAOutput": "model",
+            "CheckpointError": "checkpoint", "load_model": "checkpoint", "save_model": "checkpoint"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):  # lazy, so that light tools (data, synthesis) do not import torch
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'mgcma' has no attribute {name!r}")
