@@ -274,5 +274,10 @@ class MGCMA(nn.Module):
             losses["inst"], _, _ = self.instance_align(out["speech_pooled"], out["text_pooled"])
         return losses
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between speech frames (the product of the CNN strides over 16 kHz)."""
+        return float(math.prod(self.speech_encoder.config.conv_stride)) / 16000
+
     def num_parameters(self, trainable_only=False):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

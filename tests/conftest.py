@@ -33,3 +33,21 @@ def make_batch(tokenizer):
         return dict(audio=audio, audio_mask=mask, input_ids=enc.input_ids,
                     text_mask=enc.attention_mask.bool(), labels=labels)
     return make
+
+
+@pytest.fixture(scope="session")
+def test_checkpoint(tmp_path_factory, tokenizer):
+    """A small random model saved as a checkpoint directory."""
+    from mgcma.checkpoint import save_model
+    from mgcma.model import MGCMA
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    save_model(MGCMA(preset("test")).eval(), path, tokenizer)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """64 synthetic utterances (16 speakers in 4 folds)."""
+    from mgcma.synthetic import SyntheticConfig, generate
+    return generate(tmp_path_factory.mktemp("syn"), SyntheticConfig(size=64, seed=3), progress=False)

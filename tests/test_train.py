@@ -13,15 +13,14 @@ from safetensors.torch import load_file
 
 from mgcma.checkpoint import load_model
 from mgcma.data import read_manifest, write_manifest
-from mgcma.synthetic import SyntheticConfig, generate
 from mgcma.train import TrainConfig, TrainingError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("syn"), SyntheticConfig(size=64, seed=3), progress=False)
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 def quick(corpus, out, **kw):

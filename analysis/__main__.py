@@ -1,0 +1,166 @@
+"""python -m analysis figure3 | heatmap | gaussians | ablation | reference  (--help on each)
+
+Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mgcma.checkpoint import load_model, load_tokenizer  # noqa: E402
+from mgcma.data import leave_one_group_out, read_manifest  # noqa: E402
+from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
+
+from .ablation import ablation_figure, ablation_table, confusion_figure  # noqa: E402
+from .embed import embed_records  # noqa: E402
+from .figure3 import figure3, figure3_plotly  # noqa: E402
+from .gaussians import gaussian_figure, gaussian_plotly, w2_pairs_figure  # noqa: E402
+from .heatmap import attention_maps, heatmap_figure, heatmap_plotly  # noqa: E402
+from .reference import ReferenceMap  # noqa: E402
+
+
+def save(out: Path, name: str, mpl=None, plotly=None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if mpl is not None:
+        mpl.savefig(out / f"{name}.png", dpi=130, bbox_inches="tight")
+        plt.close(mpl)
+        written.append(out / f"{name}.png")
+    if plotly is not None:
+        plotly.write_html(out / f"{name}.html", include_plotlyjs=True)
+        written.append(out / f"{name}.html")
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def split_records(data: str, fold: int, limit: int | None, seed: int = 0):
+    """The test side of fold `fold` (speakers the bundled model never saw), at most `limit` utterances."""
+    records = read_manifest(data)
+    _, _, test_idx = leave_one_group_out(records)[fold]
+    chosen = [records[i] for i in test_idx]
+    if limit and len(chosen) > limit:
+        rng = np.random.default_rng(seed)
+        chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), limit, replace=False))]
+    return chosen
+
+
+def cmd_figure3(args):
+    names = args.name or [Path(c).parent.parent.name if Path(c).name == "best" else Path(c).name for c in args.checkpoint]
+    if len(names) != len(args.checkpoint):
+        raise SystemExit("error: give one --name per --checkpoint")
+    records = split_records(args.data, args.fold, args.max)
+    panels = {}
+    for name, ckpt in zip(names, args.checkpoint):
+        model = load_model(ckpt)
+        panels[name] = embed_records(model, load_tokenizer(model.config, ckpt), records)
+    start = time.perf_counter()
+    fig, metrics, coords = figure3(panels, seed=args.seed)
+    print(f"UMAP of {len(records)} utterances x {len(panels)} panel(s): {time.perf_counter() - start:.1f} s")
+    save(args.out, "figure3", fig, figure3_plotly(panels, coords))
+    rows = ["| setting | speech-text pair distance | random-pair distance | silhouette by emotion |", "| --- | --- | --- | --- |"]
+    rows += [f"| {n} | {m['pair_distance']:.3f} | {m['random_pair_distance']:.3f} | {m['silhouette']:.3f} |" for n, m in metrics.items()]
+    (args.out / "figure3_metrics.md").write_text("\n".join(rows) + "\n")
+    (args.out / "figure3_metrics.json").write_text(json.dumps(metrics, indent=2))
+    print("\n".join(rows))
+
+
+def predict_one(args):
+    recognizer = EmotionRecognizer(args.checkpoint, asr="faster-whisper" if not args.text else "none")
+    return recognizer, recognizer.predict(args.audio, args.text)
+
+
+def cmd_heatmap(args):
+    recognizer, pred = predict_one(args)
+    words, s2w, w2s, times = attention_maps(pred.output, pred.words, recognizer.model.frame_seconds,
+                                          text=pred.transcript, offsets=pred.offsets)
+    fig = heatmap_figure(words, s2w, w2s, times)
+    fig.suptitle(f'"{pred.transcript}": predicted {pred.label} ({100 * pred.probabilities[pred.label]:.0f} %)', y=1.02)
+    save(args.out, "heatmap", fig, heatmap_plotly(words, s2w, w2s, times))
+
+
+def cmd_gaussians(args):
+    _, pred = predict_one(args)
+    out = pred.output
+    params = [t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)]
+    save(args.out, "gaussians", gaussian_figure(*params, pred.w2, pred.sim), gaussian_plotly(*params, pred.w2, pred.sim))
+    if args.data:
+        from mgcma.losses import w2_distance
+        import torch
+        model = load_model(args.checkpoint)
+        emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max))
+        w2 = w2_distance(*(torch.from_numpy(x) for x in (emb.mu_speech, emb.sigma_speech, emb.mu_text, emb.sigma_text))).numpy()
+        save(args.out, "w2_pairs", w2_pairs_figure(w2))
+
+
+def cmd_ablation(args):
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = ablation_table(args.runs)
+    (args.out / "ablation.md").write_text(table)
+    print(table)
+    save(args.out, "ablation", ablation_figure(args.runs))
+    for run in sorted(p for p in Path(args.runs).iterdir() if p.is_dir() and any(p.glob("fold-*/metrics.json"))):
+        save(args.out, f"confusion-{run.name}", confusion_figure(run))
+
+
+def cmd_reference(args):
+    model = load_model(args.checkpoint)
+    emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max))
+    start = time.perf_counter()
+    ref = ReferenceMap.build(emb, seed=args.seed)
+    print(f"reference map of {len(emb.labels)} utterances: {time.perf_counter() - start:.1f} s")
+    print(f"wrote {ref.save(args.out or args.checkpoint)}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.strip().splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help_text, data=False, one_clip=False):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
+        if data:
+            p.add_argument("--data", required=name in ("figure3", "reference"), help="manifest (CSV/JSONL) of the dataset")
+            p.add_argument("--fold", type=int, default=0, help="use the test side of this fold (unseen speakers)")
+            p.add_argument("--max", type=int, default=None, help="at most this many utterances")
+            p.add_argument("--seed", type=int, default=0)
+        if one_clip:
+            p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+            p.add_argument("--audio", required=True, help="speech file")
+            p.add_argument("--text", default=None, help="transcript (omitted: Whisper writes it)")
+        return p
+
+    p = add("figure3", "UMAP of speech and text representations, one panel per checkpoint", data=True)
+    p.add_argument("--checkpoint", action="append", required=True, help="a model directory (repeat for panels)")
+    p.add_argument("--name", action="append", help="panel title per --checkpoint")
+    add("heatmap", "token cross-attention of one utterance (words x seconds)", one_clip=True)
+    add("gaussians", "speech and text Gaussians of one utterance (+ W2 of pairs over --data)", data=True, one_clip=True)
+    p = add("ablation", "ablation table, bars and confusion matrices from python -m mgcma.ablate's folder")
+    p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
+    p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    p.set_defaults(out=None)
+    args = parser.parse_args(argv)
+    try:
+        {"figure3": cmd_figure3, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
+         "ablation": cmd_ablation, "reference": cmd_reference}[args.command](args)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

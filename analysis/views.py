@@ -1,0 +1,24 @@
+"""The three views of one prediction, as interactive plotly figures (used by the app)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .gaussians import gaussian_plotly
+from .heatmap import attention_maps, heatmap_plotly
+from .reference import ReferenceMap, reference_plotly
+
+
+def prediction_views(prediction, frame_seconds: float, reference: ReferenceMap | None = None):
+    """-> (heatmap, gaussians, reference map); a view the model cannot give is None."""
+    out = prediction.output
+    heatmap = gaussians = umap = None
+    if out.speech_to_text_attn is not None and prediction.transcript:
+        words, s2w, w2s, times = attention_maps(out, prediction.words, frame_seconds, text=prediction.transcript, offsets=prediction.offsets)
+        heatmap = heatmap_plotly(words, s2w, w2s, times)
+    if out.mu_speech is not None:
+        gaussians = gaussian_plotly(*(t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)),
+                                    prediction.w2, prediction.sim)
+    if reference is not None and out.speech_fused is not None and out.text_fused is not None:
+        xy = reference.place(np.stack([out.speech_fused[0].numpy(), out.text_fused[0].numpy()]))
+        umap = reference_plotly(reference, xy[0], xy[1])
+    return heatmap, gaussians, umap

@@ -1,0 +1,32 @@
+"""python app.py [--checkpoint DIR] [--asr SPEC] [--device auto|cpu|cuda] [--share] [--host H] [--port P]
+
+Starts the demo on the bundled model at http://127.0.0.1:7860. It listens on this machine only
+unless you pass --host 0.0.0.0 or --share (a public link): both let others use your machine.
+"""
+import argparse
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from app.ui import create_app  # noqa: E402
+from mgcma.predict import DEFAULT_CHECKPOINT  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description="MGCMA emotion recognition demo")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
+    parser.add_argument("--asr", default="faster-whisper",
+                        help="faster-whisper[:DIR] (bundled tiny.en) | openai-whisper:NAME_OR_PATH | none")
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one) | cpu | cuda")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (0.0.0.0 exposes it to your network)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args()
+    demo = create_app(args.checkpoint, args.asr, args.device)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Gradio demo (see app.ui)."""

@@ -1,0 +1,178 @@
+"""Inference: one utterance in, the emotion and everything needed to explain it out.
+
+  python -m mgcma.predict --audio clip.wav [--text "..."] [--checkpoint DIR] [--asr SPEC] --json
+
+The model and the ASR are loaded once (EmotionRecognizer) and reused for every request.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .asr import ASRError, load_asr
+from .audio import SAMPLE_RATE, AudioError, AudioLimits, load_audio, prepare_waveform
+from .checkpoint import CheckpointError, load_model, load_tokenizer
+from .model import MGCMAOutput
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+MAX_TEXT_CHARS = 2000
+
+
+class InputError(ValueError):
+    """A request that cannot be answered; the message is for the person who sent it."""
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    transcript: str
+    transcript_source: str               # "user" | "asr" | "none"
+    w2: float | None                     # W2 between this clip's speech and text Gaussians
+    sim: float | None
+    audio_seconds: float
+    words: list[str] = field(default_factory=list)   # text tokens, word pieces as the model saw them
+    offsets: list[tuple[int, int]] = field(default_factory=list)  # each token's characters in the transcript
+    output: MGCMAOutput | None = None    # the full forward output (batch of one, on the CPU)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(label=self.label, probabilities=self.probabilities, transcript=self.transcript,
+                    transcript_source=self.transcript_source, w2=self.w2, sim=self.sim,
+                    audio_seconds=self.audio_seconds, timings_ms=self.timings_ms, warnings=self.warnings)
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available")
+    return device
+
+
+class EmotionRecognizer:
+    def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "faster-whisper",
+                 device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0)):
+        self.device = pick_device(device)
+        self.model = load_model(checkpoint, self.device)
+        self.config = self.model.config
+        self.tokenizer = load_tokenizer(self.config, checkpoint)
+        self.asr = load_asr(asr, self.device) if self.config.uses_text else None
+        self.limits = limits
+        self.checkpoint = Path(checkpoint)
+
+    def load(self, audio) -> tuple[np.ndarray, list[str]]:
+        """A path, a (sample_rate, array) pair as Gradio gives it, or a 16 kHz array
+        -> (16 kHz waveform, notes such as a crop warning)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if isinstance(audio, (str, Path)):
+                wave = load_audio(audio, self.limits)
+            elif isinstance(audio, tuple):
+                wave = prepare_waveform(audio[1], audio[0], self.limits)
+            elif audio is None:
+                raise AudioError("no audio: record or upload a clip")
+            else:
+                wave = prepare_waveform(audio, SAMPLE_RATE, self.limits)
+        return wave, [str(w.message) for w in caught]
+
+    def transcribe(self, wave: np.ndarray) -> str:
+        if self.asr is None:
+            raise InputError("no transcript was given and no ASR is loaded (--asr none)")
+        try:
+            return self.asr(wave)
+        except Exception as e:
+            raise ASRError(f"the speech recogniser failed ({e.__class__.__name__}: {e}); type the transcript instead") from None
+
+    @torch.inference_mode()
+    def predict(self, audio, text: str | None = None) -> Prediction:
+        timings = {}
+        start = time.perf_counter()
+        wave, notes = self.load(audio)
+        timings["load"] = 1000 * (time.perf_counter() - start)
+        source = "user"
+        if self.config.uses_text and not (text and text.strip()):
+            start = time.perf_counter()
+            text, source = self.transcribe(wave), "asr"
+            timings["asr"] = 1000 * (time.perf_counter() - start)
+            if not text:
+                notes.append("the speech recogniser heard no words; type the transcript and run again")
+        text = (text or "").strip()
+        if len(text) > MAX_TEXT_CHARS:
+            notes.append(f"the transcript has {len(text)} characters; the model reads its first "
+                         f"{self.config.max_text_tokens} tokens")
+            text = text[:MAX_TEXT_CHARS]
+        start = time.perf_counter()
+        out, words, offsets = self.forward(wave, text)
+        timings["model"] = 1000 * (time.perf_counter() - start)
+        probs = out.probs[0].tolist()
+        labels = self.config.labels
+        return Prediction(
+            label=labels[int(np.argmax(probs))], probabilities={k: float(p) for k, p in zip(labels, probs)},
+            transcript=text, transcript_source=source if self.config.uses_text else "none",
+            w2=None if out.w2 is None else float(out.w2[0, 0]),
+            sim=None if out.sim is None else float(out.sim[0, 0]),
+            audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings, warnings=notes)
+
+    def forward(self, wave: np.ndarray, text: str):
+        """-> (output, tokens, their character offsets in text)."""
+        inputs, words, offsets = {}, [], []
+        if self.config.uses_speech:
+            audio = torch.from_numpy(wave)[None].to(self.device)
+            inputs.update(audio=audio, audio_mask=torch.ones_like(audio, dtype=torch.bool))
+        if self.config.uses_text:
+            enc = self.tokenizer([text], truncation=True, max_length=self.config.max_text_tokens,
+                                 return_tensors="pt", return_offsets_mapping=True)
+            offsets = [tuple(o) for o in enc["offset_mapping"][0].tolist()]
+            inputs.update(input_ids=enc["input_ids"].to(self.device), text_mask=enc["attention_mask"].bool().to(self.device))
+            words = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else None
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            out = self.model(**inputs)
+        return to_cpu(out), words, offsets
+
+
+def to_cpu(out: MGCMAOutput) -> MGCMAOutput:
+    fields = {k: (v.detach().float().cpu() if torch.is_tensor(v) and v.is_floating_point() else
+                  v.detach().cpu() if torch.is_tensor(v) else v) for k, v in vars(out).items()}
+    return MGCMAOutput(**fields)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.predict", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--audio", required=True, help="speech file (WAV, FLAC, OGG, MP3; any rate)")
+    parser.add_argument("--text", default=None, help="the transcript; omitted: the ASR writes it")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
+    parser.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
+        result = recognizer.predict(args.audio, args.text)
+    except (AudioError, InputError, CheckpointError, ASRError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"{result.label}  ({', '.join(f'{k} {v:.2f}' for k, v in result.probabilities.items())})")
+        print(f"transcript ({result.transcript_source}): {result.transcript}")
+        if result.w2 is not None:
+            print(f"W2(speech, text) = {result.w2:.3f}, Sim = {result.sim:.3f}")
+        for note in result.warnings:
+            print(f"note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pytest
+import torch
+
+from analysis.embed import Embeddings, embed_records
+from analysis.figure3 import alignment_metrics, figure3, figure3_plotly
+from analysis.gaussians import gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
+from analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
+from analysis.reference import ReferenceMap, reference_plotly
+from mgcma.checkpoint import load_model, load_tokenizer
+from mgcma.data import read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("text,words", [
+    ("I can't wait to see you this weekend.", ["I", "can't", "wait", "to", "see", "you", "this", "weekend."]),
+    ("Unbelievably, she won!", ["Unbelievably,", "she", "won!"]),
+    ("  spaced   out  ", ["spaced", "out"]),
+    ("", []),
+])
+def test_tokens_merge_back_into_the_words_of_the_text(tokenizer, text, words):
+    enc = tokenizer(text, return_offsets_mapping=True)
+    merged = merge_words(text, enc["offset_mapping"])
+    assert [w for w, _ in merged] == words
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    assert sorted(i for _, g in merged for i in g) == [i for i, t in enumerate(tokens) if t not in ("[CLS]", "[SEP]")]
+
+
+def test_wordpieces_merge_without_offsets():
+    tokens = ["[CLS]", "un", "##believ", "##ably", "happy", "[SEP]", "[PAD]"]
+    assert merge_wordpieces(tokens) == [("unbelievably", [1, 2, 3]), ("happy", [4])]
+
+
+@pytest.fixture(scope="module")
+def one_output(test_checkpoint):
+    model = load_model(test_checkpoint)
+    tok = load_tokenizer(model.config, test_checkpoint)
+    text = "I can't wait, really."
+    enc = tok([text], return_tensors="pt", return_offsets_mapping=True)
+    audio = 0.1 * torch.randn(1, 24000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(audio, torch.ones_like(audio, dtype=torch.bool), enc["input_ids"], enc["attention_mask"].bool())
+    return model, out, tok.convert_ids_to_tokens(enc["input_ids"][0]), text, enc["offset_mapping"][0].tolist()
+
+
+def test_heatmap_has_both_directions_per_head_with_words_and_seconds(one_output):
+    model, out, tokens, text, offsets = one_output
+    words, s2w, w2s, times = attention_maps(out, tokens, model.frame_seconds, text=text, offsets=offsets)
+    assert words == ["I", "can't", "wait,", "really."]
+    heads, n_frames = model.config.n_heads, int(out.speech_mask.sum())
+    assert s2w.shape == w2s.shape == (heads, 4, n_frames)
+    # each frame's attention over the words plus [CLS] and [SEP] (not shown) sums to 1
+    special = out.speech_to_text_attn[0, :, :n_frames, [0, len(tokens) - 1]].sum(-1).numpy()
+    assert np.allclose(s2w.sum(1) + special, 1, atol=1e-5)
+    assert times[-1] == pytest.approx((n_frames - 0.5) * 0.02)
+    fig = heatmap_figure(words, s2w, w2s, times)
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 2 * (1 + heads)
+    assert all(ax.get_xlabel() == "time (s)" for ax in image_axes)
+    assert [t.get_text() for t in image_axes[0].get_yticklabels()] == words
+    assert len(heatmap_plotly(words, s2w, w2s, times).data) == 2
+
+
+def test_gaussian_views(one_output):
+    _, out, *_ = one_output
+    params = [t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)]
+    w2, sim = float(out.w2[0, 0]), float(out.sim[0, 0])
+    dims = top_dimensions(*params, k=3)
+    contribution = (params[0] - params[2]) ** 2 + (params[1] - params[3]) ** 2
+    assert contribution[dims[0]] == contribution.max()
+    fig = gaussian_figure(*params, w2, sim, k=3)
+    assert len(fig.axes) == 4 and f"W2 = {w2:.3f}" in fig._suptitle.get_text()
+    assert len(gaussian_plotly(*params, w2, sim, k=3).data) == 6
+    w2_matrix = np.abs(np.random.default_rng(0).normal(3, 1, (20, 20)))
+    hist = w2_pairs_figure(w2_matrix)
+    assert "matched" in hist.axes[0].get_title()
+
+
+def fake_embeddings(n=60, d=16, seed=0, aligned=True):
+    rng = np.random.default_rng(seed)
+    labels = [["neutral", "happy", "angry", "sad"][i % 4] for i in range(n)]
+    centres = rng.normal(0, 3, (4, d))
+    speech = np.array([centres[i % 4] for i in range(n)]) + rng.normal(0, 0.5, (n, d))
+    text = speech + rng.normal(0, 0.3, (n, d)) if aligned else rng.normal(0, 3, (n, d))
+    return Embeddings(speech=speech, text=text, labels=labels, predicted=labels)
+
+
+def test_figure3_panels_share_axes_and_numbers_back_the_picture():
+    panels = {"aligned": fake_embeddings(), "not aligned": fake_embeddings(aligned=False)}
+    fig, metrics, coords = figure3(panels)
+    axes = [ax for ax in fig.axes if ax.collections]
+    assert len(axes) == 2
+    assert axes[0].get_xlim() == axes[1].get_xlim() and axes[0].get_ylim() == axes[1].get_ylim()
+    assert sum(len(c.get_offsets()) for c in axes[0].collections) == 120   # 60 speech + 60 text points
+    assert metrics["aligned"]["pair_distance"] < metrics["not aligned"]["pair_distance"]
+    assert metrics["aligned"]["silhouette"] > metrics["not aligned"]["silhouette"]
+    assert len(figure3_plotly(panels, coords).data) == 16
+
+
+def test_a_reference_utterance_lands_on_its_own_point(tmp_path):
+    emb = fake_embeddings(n=80)
+    ref = ReferenceMap.build(emb)
+    extent = np.ptp(ref.coords, axis=0).max()
+    placed = ref.place(emb.speech[7])
+    assert np.linalg.norm(placed - ref.coords[7]) < 1e-3 * extent
+    both = ref.place(np.stack([emb.speech[3], emb.text[3]]))
+    assert np.allclose(both[1], ref.coords[80 + 3], atol=1e-3 * extent)
+    ref.save(tmp_path)
+    back = ReferenceMap.load(tmp_path)
+    assert np.array_equal(back.coords, ref.coords) and list(back.labels) == list(ref.labels)
+    fig = reference_plotly(back, placed, both[1])
+    assert fig.data[-1].name == "this clip: text"
+
+
+def test_embed_records_keeps_the_records_order(test_checkpoint, tiny_corpus):
+    model = load_model(test_checkpoint)
+    records = read_manifest(tiny_corpus)[:12]
+    emb = embed_records(model, load_tokenizer(model.config, test_checkpoint), records, batch_size=5, progress=False)
+    assert emb.speech.shape == (12, model.config.d_model) and emb.mu_speech.shape == (12, model.config.gauss_dim)
+    assert emb.labels == [r.label for r in records]
+
+
+def run_analysis(*args):
+    done = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def test_commands_write_png_and_html(test_checkpoint, tiny_corpus, tmp_path):
+    clip = read_manifest(tiny_corpus)[1]
+    run_analysis("figure3", "--checkpoint", test_checkpoint, "--name", "test", "--data", tiny_corpus, "--out", tmp_path)
+    run_analysis("heatmap", "--checkpoint", test_checkpoint, "--audio", clip.path, "--text", clip.text, "--out", tmp_path)
+    run_analysis("gaussians", "--checkpoint", test_checkpoint, "--audio", clip.path, "--text", clip.text,
+                 "--data", tiny_corpus, "--out", tmp_path)
+    for name in ("figure3", "heatmap", "gaussians"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
+        assert (tmp_path / f"{name}.html").stat().st_size > 5000
+    assert (tmp_path / "w2_pairs.png").stat().st_size > 5000
+    assert "| test |" in (tmp_path / "figure3_metrics.md").read_text()
