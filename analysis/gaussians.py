@@ -65,8 +65,9 @@ def gaussian_plotly(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int 
             fig.add_trace(go.Scatter(x=x, y=density(x, mu[d], sigma[d]), fill="tozeroy", line=dict(color=colour),
                                      name=name, legendgroup=name, showlegend=c == 1), 1, c)
         fig.update_yaxes(showticklabels=False, row=1, col=c)
-    fig.update_layout(title=f"speech vs. text Gaussian (dimensions with the largest W2 share): "
-                            f"W2 = {w2:.3f}, Sim = {sim:.3f}", height=300, margin=dict(l=10, r=10, t=70, b=30))
+    fig.update_layout(title=dict(text=f"W2 = {w2:.2f}, Sim = {sim:.2f}<br><sup>the dimensions where speech and "
+                                      f"text differ most</sup>", font=dict(size=15)),
+                      height=320, margin=dict(l=10, r=10, t=80, b=30))
     return fig
 
 

@@ -58,8 +58,8 @@ def reference_plotly(ref: ReferenceMap, speech_xy=None, text_xy=None, emotions=N
     for i, emotion in enumerate(emotions):
         for kind, colour in (("speech", PALETTE[i % 8][0]), ("text", PALETTE[i % 8][1])):
             m = (ref.labels == emotion) & (ref.kinds == kind)
-            fig.add_trace(go.Scattergl(x=ref.coords[m, 0], y=ref.coords[m, 1], mode="markers", opacity=0.45,
-                                       marker=dict(size=4, color=colour), name=f"{emotion} ({kind})", hoverinfo="name"))
+            fig.add_trace(go.Scattergl(x=ref.coords[m, 0], y=ref.coords[m, 1], mode="markers", opacity=0.7,
+                                       marker=dict(size=6, color=colour), name=f"{emotion} ({kind})", hoverinfo="name"))
     for xy, name, symbol in ((speech_xy, "this clip: speech", "star"), (text_xy, "this clip: text", "diamond")):
         if xy is not None:
             fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name=name,

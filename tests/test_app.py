@@ -1,0 +1,105 @@
+"""The app driven as its users drive it: through gradio_client and through a real browser."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app.ui import create_app, examples
+from mgcma.predict import DEFAULT_CHECKPOINT
+
+ROOT = Path(__file__).resolve().parents[1]
+HAPPY = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
+SAD = ROOT / "app" / "examples" / "sad-negative-spk12.wav"
+LABELS = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["labels"]
+
+
+@pytest.fixture(scope="module")
+def running_app():
+    demo = create_app(DEFAULT_CHECKPOINT, asr="faster-whisper", device="cpu")
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    yield demo, url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    return Client(running_app[1], verbose=False)
+
+
+def test_a_clip_with_its_text(client):
+    result = client.predict(handle_file(str(HAPPY)), "I just got the job, this is wonderful news.", api_name="/predict")
+    assert result["label"] in LABELS
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert result["transcript"] == "I just got the job, this is wonderful news." and result["transcript_source"] == "user"
+    assert isinstance(result["w2"], float)
+
+
+def test_a_clip_without_text_is_transcribed(client):
+    result = client.predict(handle_file(str(SAD)), "", api_name="/predict")
+    assert result["label"] in LABELS and result["transcript_source"] == "asr"
+    assert "without telling anyone" in result["transcript"].lower()  # tiny.en hears "The council did ..."
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_ui_endpoint_returns_label_and_three_figures(client):
+    label, transcript, heatmap, gaussians, umap, summary = client.predict(
+        handle_file(str(HAPPY)), "I just got the job", api_name="/analyse")
+    assert label["label"] in LABELS and transcript == "I just got the job"
+    assert heatmap and gaussians and umap and "W2" in summary and "model" in summary
+
+
+def test_bad_input_gets_a_message_and_the_server_lives_on(client, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"definitely not audio" * 20)
+    with pytest.raises(Exception, match="not a readable audio file"):
+        client.predict(handle_file(str(bad)), "hello", api_name="/predict")
+    assert client.predict(handle_file(str(HAPPY)), "hello", api_name="/predict")["label"] in LABELS
+
+
+def test_cli_gives_the_same_label_as_the_app(client):
+    text = "They cancelled everything without telling anyone."
+    app_result = client.predict(handle_file(str(SAD)), text, api_name="/predict")
+    done = subprocess.run([sys.executable, "-m", "mgcma.predict", "--audio", str(SAD), "--text", text, "--asr", "none", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    cli_result = json.loads(done.stdout)
+    assert cli_result["label"] == app_result["label"]
+    assert cli_result["probabilities"] == pytest.approx(app_result["probabilities"], abs=1e-5)
+
+
+def test_examples_are_bundled():
+    rows = examples()
+    assert len(rows) >= 4 and all(Path(path).is_file() and text for path, text in rows)
+
+
+def chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return path
+
+
+def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+    _, url = running_app
+    shot = Path(os.environ.get("MGCMA_SCREENSHOT", tmp_path / "app.png"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page.goto(url)
+        page.locator("input[type=file]").first.set_input_files(str(HAPPY))
+        page.get_by_label("Transcript").fill("I just got the job, this is wonderful news.")
+        page.locator("#run").click()
+        page.locator("#label").get_by_text("happy").first.wait_for(timeout=60_000)
+        for plot in ("#heatmap", "#gaussians", "#umap"):
+            page.locator(f"{plot} .js-plotly-plot").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 50_000

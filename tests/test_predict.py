@@ -1,0 +1,103 @@
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mgcma.asr import ASRError, load_asr
+from mgcma.audio import AudioError
+from mgcma.predict import EmotionRecognizer, InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
+
+
+@pytest.fixture(scope="module")
+def recognizer(test_checkpoint):
+    return EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+
+
+def test_prediction_has_label_probabilities_and_w2(recognizer):
+    pred = recognizer.predict(EXAMPLE, "I just got the job")
+    assert pred.label in recognizer.config.labels
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+    assert pred.w2 > 0 and pred.sim < 0 and pred.transcript_source == "user"
+    assert set(pred.to_json()) >= {"label", "probabilities", "transcript", "w2"}
+    json.dumps(pred.to_json())
+
+
+def test_gradio_style_input_matches_the_file(recognizer):
+    wave, sr = sf.read(EXAMPLE, dtype="int16")
+    a = recognizer.predict(EXAMPLE, "words")
+    b = recognizer.predict((sr, np.stack([wave, wave], axis=1)), "words")  # int16 stereo as gr.Audio gives it
+    assert a.label == b.label and a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
+
+
+def test_missing_text_without_asr_is_explained(recognizer):
+    with pytest.raises(InputError, match="no ASR"):
+        recognizer.predict(EXAMPLE, "  ")
+
+
+def test_very_long_transcript_is_cut_with_a_note(recognizer):
+    pred = recognizer.predict(EXAMPLE, "word " * 2000)
+    assert any("characters" in w for w in pred.warnings)
+
+
+def test_bundled_whisper_transcribes_a_synthetic_clip():
+    asr = load_asr("faster-whisper")
+    wave, _ = sf.read(EXAMPLE, dtype="float32")
+    assert "job" in asr(wave).lower()
+
+
+def test_openai_whisper_loads_a_local_checkpoint(tmp_path):
+    import whisper
+    from whisper.model import ModelDimensions, Whisper
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
+                           n_vocab=51864, n_text_ctx=448, n_text_state=16, n_text_head=2, n_text_layer=1)
+    torch.manual_seed(0)
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, tmp_path / "tiny-random.pt")
+    asr = load_asr(f"openai-whisper:{tmp_path / 'tiny-random.pt'}")
+    assert isinstance(asr.model, whisper.model.Whisper) and asr.model.dims.n_audio_state == 16
+    with pytest.raises(ASRError, match="local .pt file"):
+        load_asr(f"openai-whisper:{tmp_path / 'missing.pt'}")
+
+
+def test_unknown_asr_spec():
+    with pytest.raises(ASRError, match="unknown ASR"):
+        load_asr("kaldi")
+
+
+def run_predict(*args):
+    return subprocess.run([sys.executable, "-m", "mgcma.predict", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_prints_json(test_checkpoint):
+    done = run_predict("--checkpoint", test_checkpoint, "--audio", EXAMPLE, "--text", "hello there", "--asr", "none", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) >= {"label", "probabilities", "transcript", "w2"} and result["transcript"] == "hello there"
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_bytes(b"not audio" * 50), "not a readable audio file"),
+    (lambda p: sf.write(p, np.zeros(16000, np.float32), 16000), "silent"),
+])
+def test_cli_bad_input_exits_non_zero_with_one_line(test_checkpoint, tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    make(path)
+    done = run_predict("--checkpoint", test_checkpoint, "--audio", path, "--text", "x", "--asr", "none", "--json")
+    assert done.returncode == 1 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+
+
+def test_cli_missing_checkpoint(tmp_path):
+    done = run_predict("--checkpoint", tmp_path / "nope", "--audio", EXAMPLE, "--text", "x", "--asr", "none")
+    assert done.returncode == 1 and "does not exist" in done.stderr
