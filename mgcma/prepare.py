@@ -2,6 +2,7 @@
 
   python -m mgcma.prepare iemocap IEMOCAP_ROOT --out manifest.csv
   python -m mgcma.prepare synthetic --out DIR [--size N] [--seed S]
+  python -m mgcma.prepare manifest IN.csv --out OUT.csv [--asr SPEC]   (fills empty transcripts)
 """
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ from pathlib import Path
 
 from .data import read_iemocap, read_manifest, write_manifest
 from .synthetic import SyntheticConfig, generate
+
+
+def fill_transcripts(records, asr_spec: str):
+    """Transcribe the records whose text is empty (progress bar); the others are kept as they are."""
+    from tqdm import tqdm
+    from .asr import load_asr
+    from .audio import load_audio
+    missing = [r for r in records if not r.text.strip()]
+    if missing:
+        asr = load_asr(asr_spec)
+        for r in tqdm(missing, desc="transcribing", unit="utt"):
+            r.text = asr(load_audio(r.path))
+    print(f"{len(missing)} of {len(records)} transcripts filled by {asr_spec}")
+    return records
 
 
 def main(argv=None) -> int:
@@ -28,11 +43,18 @@ def main(argv=None) -> int:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--speakers", type=int, default=SyntheticConfig.n_speakers, help="voices (at most 16)")
     synth.add_argument("--folds", type=int, default=SyntheticConfig.n_folds, help="speaker groups for cross-validation")
+    manifest = sub.add_parser("manifest", help="check a manifest and fill its empty transcripts with the ASR")
+    manifest.add_argument("path", type=Path, help="manifest (.csv or .jsonl)")
+    manifest.add_argument("--out", type=Path, required=True, help="the completed manifest")
+    manifest.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH")
     args = parser.parse_args(argv)
     start = time.time()
     try:
         if args.source == "iemocap":
             records = read_iemocap(args.root)
+            path = write_manifest(records, args.out)
+        elif args.source == "manifest":
+            records = fill_transcripts(read_manifest(args.path), args.asr)
             path = write_manifest(records, args.out)
         else:
             cfg = SyntheticConfig(size=args.size, seed=args.seed, n_speakers=args.speakers, n_folds=args.folds)

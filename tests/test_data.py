@@ -144,3 +144,15 @@ def test_bucketing_reduces_padding_and_covers_every_item_once():
     assert first == BucketSampler(durations, 16, seed=0).batches()
     sampler.set_epoch(1)
     assert sampler.batches() != first
+
+
+def test_prepare_fills_empty_transcripts_with_the_asr(tmp_path):
+    import shutil
+    from pathlib import Path
+    from mgcma.prepare import main
+    clip = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+    shutil.copy(clip, tmp_path / "a.wav")
+    (tmp_path / "in.csv").write_text("path,text,label,speaker\na.wav,,happy,s1\na.wav,kept as it is,happy,s1\n")
+    assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    texts = [r.text for r in read_manifest(tmp_path / "out.csv")]
+    assert "job" in texts[0].lower() and texts[1] == "kept as it is"
