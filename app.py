@@ -25,7 +25,8 @@ def main():
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
     demo = create_app(args.checkpoint, args.asr, args.device)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    # uploads beyond 50 MB are refused by the server before they reach the model
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits()
     peak = float(np.abs(wave).max())
     if peak < limits.silence_peak:
         raise AudioError(f"{name}: the clip is silent (peak level {peak:.1e}); record some speech")
+    clipped = float(np.mean(np.abs(wave) >= 0.999 * max(peak, 1.0)))
+    if clipped > 0.01:
+        warnings.warn(f"{name}: the recording is saturated ({100 * clipped:.0f} % of samples at full scale); "
+                      "the prediction may be unreliable", stacklevel=2)
     if peak > 1.0:  # float input beyond full scale: scale down rather than clip
         wave = wave / peak
     return np.ascontiguousarray(wave, dtype=np.float32)

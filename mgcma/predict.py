@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # stderr carries the one-line error and nothing else
     try:
         recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
         result = recognizer.predict(args.audio, args.text)

@@ -51,3 +51,15 @@ def tiny_corpus(tmp_path_factory):
     """64 synthetic utterances (16 speakers in 4 folds)."""
     from mgcma.synthetic import SyntheticConfig, generate
     return generate(tmp_path_factory.mktemp("syn"), SyntheticConfig(size=64, seed=3), progress=False)
+
+
+@pytest.fixture(scope="session")
+def running_app():
+    """The app on the bundled model, in this process, on a free loopback port."""
+    from app.ui import create_app
+    from mgcma.predict import DEFAULT_CHECKPOINT
+    demo = create_app(DEFAULT_CHECKPOINT, asr="faster-whisper", device="cpu")
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                            max_file_size="50mb")
+    yield demo, url
+    demo.close()

@@ -9,21 +9,13 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from app.ui import create_app, examples
+from app.ui import examples
 from mgcma.predict import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPPY = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 SAD = ROOT / "app" / "examples" / "sad-negative-spk12.wav"
 LABELS = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["labels"]
-
-
-@pytest.fixture(scope="module")
-def running_app():
-    demo = create_app(DEFAULT_CHECKPOINT, asr="faster-whisper", device="cpu")
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    yield demo, url
-    demo.close()
 
 
 @pytest.fixture(scope="module")

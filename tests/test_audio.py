@@ -92,3 +92,25 @@ def test_random_arrays_never_crash_the_loader(wave, sr):
     except AudioError:
         return
     assert out.dtype == np.float32 and np.all(np.isfinite(out)) and np.abs(out).max() <= 1.0
+
+
+def test_saturated_audio_is_used_with_a_warning():
+    wave = np.clip(3 * speech_like(1.0, 16000), -1, 1)
+    with pytest.warns(UserWarning, match="saturated"):
+        out = prepare_waveform(wave, 16000)
+    assert len(out) == 16000
+
+
+def test_mp3_and_24_bit(tmp_path):
+    sf.write(tmp_path / "a.mp3", speech_like(1.0, 44100), 44100, format="MP3")
+    assert abs(len(load_audio(tmp_path / "a.mp3")) - 16000) < 1200  # MP3 frames pad the ends
+    sf.write(tmp_path / "b.wav", speech_like(1.0, 48000), 48000, subtype="PCM_24")
+    assert len(load_audio(tmp_path / "b.wav")) == 16000
+
+
+def test_nan_inside_a_float_wav_file(tmp_path):
+    wave = speech_like(0.5, 16000)
+    wave[10] = np.inf
+    sf.write(tmp_path / "n.wav", wave, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio(tmp_path / "n.wav")

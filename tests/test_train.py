@@ -1,5 +1,6 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -100,6 +101,7 @@ def test_kill_and_resume_gives_the_same_final_weights(corpus, tmp_path):
     while not state.exists() and time.time() < deadline:
         time.sleep(0.05)
     assert state.exists(), proc.communicate()[0]
+    time.sleep(random.Random(1).uniform(0, 1.5))  # somewhere inside a later epoch, or while it writes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "fold-0" / "metrics.json").exists()
@@ -140,3 +142,22 @@ def test_unimodal_baselines_train(corpus, tmp_path):
         cfg = load_model(tmp_path / modality / "fold-0" / "best").config
         assert cfg.modality == modality and not (cfg.use_dist or cfg.use_token or cfg.use_inst)
         assert 0 <= summary["UA_mean"] <= 1
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(corpus, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(quick(corpus, run, folds="0", epochs=1))
+    state = run / "fold-0" / "state.pt"
+    before = state.read_bytes()
+    (run / "fold-0" / "metrics.json").unlink()  # the fold is unfinished again: resume continues it
+
+    def disk_full(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train(quick(corpus, run, folds="0", epochs=3, resume=True))
+    assert state.read_bytes() == before
+    assert not [p for p in (run / "fold-0").iterdir() if p.name.endswith(".tmp")]
+    assert torch.load(state, weights_only=True)["progress"]["epoch"] == 1
+    load_model(run / "fold-0" / "best")

@@ -1,0 +1,154 @@
+"""Whatever people feed the app gets a clear answer, and the server keeps answering."""
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
+SPEECH, SR = sf.read(GOOD, dtype="float32")
+
+
+def speech_at(rate):
+    import soxr
+    return soxr.resample(SPEECH, SR, rate)
+
+
+def write(path, wave, rate, **kw):
+    sf.write(path, wave, rate, **kw)
+
+
+BAD = {  # name -> (make file, words the message must contain)
+    "zero-bytes": (lambda p: p.write_bytes(b""), "empty"),
+    "not-audio": (lambda p: p.write_bytes(b"%PDF-1.7 this is a document" * 40), "not a readable audio file"),
+    "truncated-header": (lambda p: p.write_bytes(GOOD.read_bytes()[:30]), "not a readable audio file"),
+    "too-short": (lambda p: write(p, SPEECH[:800], SR), "too short"),
+    "far-too-long": (lambda p: write(p, np.tile(speech_at(8000), 400)[:8000 * 700], 8000), "too long"),
+    "silence": (lambda p: write(p, np.zeros(SR, np.float32), SR), "silent"),
+    "nan": (lambda p: write(p, np.where(np.arange(len(SPEECH)) == 99, np.nan, SPEECH), SR, subtype="FLOAT"), "NaN"),
+}
+GOOD_VARIANTS = {  # name -> (make file, text, note expected in warnings or None)
+    "saturated": (lambda p: write(p, np.clip(SPEECH * 20, -1, 1), SR), "I just got the job", "saturated"),
+    "8kHz": (lambda p: write(p, speech_at(8000), 8000), "I just got the job", None),
+    "48kHz": (lambda p: write(p, speech_at(48000), 48000), "I just got the job", None),
+    "stereo": (lambda p: write(p, np.stack([SPEECH, 0.5 * SPEECH], 1), SR), "I just got the job", None),
+    "24-bit": (lambda p: write(p, SPEECH, SR, subtype="PCM_24"), "I just got the job", None),
+    "flac": (lambda p: write(p, SPEECH, SR, format="FLAC"), "I just got the job", None),
+    "ogg": (lambda p: write(p, SPEECH, SR, format="OGG"), "I just got the job", None),
+    "mp3": (lambda p: write(p, SPEECH, SR, format="MP3"), "I just got the job", None),
+    "empty-transcript": (lambda p: write(p, SPEECH, SR), "", None),
+    "10000-characters": (lambda p: write(p, SPEECH, SR), "wonderful " * 1000, "characters"),
+    "emoji": (lambda p: write(p, SPEECH, SR), "I got the job 🎉🎉 😀", None),
+    "non-latin": (lambda p: write(p, SPEECH, SR), "我得到了这份工作 — Я получил работу", None),
+}
+SUFFIX = {"flac": ".flac", "ogg": ".ogg", "mp3": ".mp3"}
+
+
+@pytest.fixture(scope="module")
+def client(running_app):
+    return Client(running_app[1], verbose=False)
+
+
+def make(tmp_path, name, maker):
+    path = tmp_path / f"{name}{SUFFIX.get(name, '.wav')}"
+    maker(path)
+    return path
+
+
+def cli(path, text):
+    return subprocess.run([sys.executable, "-m", "mgcma.predict", "--audio", str(path), "--text", text, "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gets_a_clear_message_from_app_and_cli(client, tmp_path, name):
+    maker, words = BAD[name]
+    path = make(tmp_path, name, maker)
+    with pytest.raises(Exception, match=words):
+        client.predict(handle_file(str(path)), "hello", api_name="/predict")
+    assert client.predict(handle_file(str(GOOD)), "hello", api_name="/predict")["label"]  # still serving
+    done = cli(path, "hello")
+    assert done.returncode == 1 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", list(GOOD_VARIANTS))
+def test_unusual_but_valid_input_is_answered(client, tmp_path, name):
+    maker, text, note = GOOD_VARIANTS[name]
+    path = make(tmp_path, name, maker)
+    result = client.predict(handle_file(str(path)), text, api_name="/predict")
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    if note:
+        assert any(note in w for w in result["warnings"]), result["warnings"]
+    if name == "empty-transcript":
+        assert result["transcript_source"] == "asr" and "job" in result["transcript"].lower()
+    if name == "mp3" or name == "48kHz":
+        assert cli(path, text).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def app_process():
+    """`python app.py` in its own process, so that its memory is measured alone."""
+    import socket
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield proc, url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_load_16_users_5_requests_each_with_bounded_memory(app_process):
+    """200 requests in all: 10 alone, then 16 concurrent users x 5, then the rest; the server's
+    memory after 200 requests stays within a fixed bound of its memory after 10. Loopback only."""
+    proc, url = app_process
+    server = psutil.Process(proc.pid)
+    client = Client(url, verbose=False)
+    for _ in range(10):
+        client.predict(handle_file(str(GOOD)), "I just got the job", api_name="/predict")
+    rss_10 = server.memory_info().rss
+    latencies, failures = [], []
+
+    def user(c, n):
+        for _ in range(n):
+            start = time.perf_counter()
+            try:
+                assert c.predict(handle_file(str(GOOD)), "I just got the job", api_name="/predict")["label"]
+                latencies.append(time.perf_counter() - start)
+            except Exception as e:  # collected, asserted below
+                failures.append(repr(e))
+    threads = [threading.Thread(target=user, args=(Client(url, verbose=False), 5)) for _ in range(16)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    wall = time.perf_counter() - start
+    user(client, 110)  # requests 91..200
+    rss_200 = server.memory_info().rss
+    assert not failures and len(latencies) == 190
+    growth_mb = (rss_200 - rss_10) / 2 ** 20
+    report = dict(requests=200, concurrent_users=16, p50_s=float(np.percentile(latencies[:80], 50)),
+                  p95_s=float(np.percentile(latencies[:80], 95)), concurrent_wall_s=wall,
+                  server_rss_after_10_mb=rss_10 / 2 ** 20, server_rss_after_200_mb=rss_200 / 2 ** 20,
+                  growth_mb=growth_mb)
+    print(json.dumps(report))
+    assert growth_mb < 100, report
