@@ -208,7 +208,7 @@ def evaluate(model, loader, caches, accelerator) -> dict:
 
 def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps):
     model.train()
-    total, count = 0.0, 0
+    total, ce, count = 0.0, 0.0, 0
     for batch in loader:
         if max_steps is not None and step >= max_steps:
             break
@@ -224,10 +224,10 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        total, count, step = total + out.loss.item(), count + 1, step + 1
+        total, ce, count, step = total + out.loss.item(), ce + out.losses["ce"].item(), count + 1, step + 1
         progress.update(1)
         progress.set_postfix_str(f"loss {total / count:.3f}", refresh=False)
-    return total / max(count, 1), step
+    return total / max(count, 1), ce / max(count, 1), step
 
 
 # ------------------------------------------------------------------------------ state on disk
@@ -265,8 +265,9 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     epochs = [h["epoch"] + 1 for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train (total loss)")
-    ax1.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation (cross-entropy)")
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o--", color="grey", label="train, total (with alignment losses)")
+    ax1.plot(epochs, [h["train_ce"] for h in history], "o-", label="train, cross-entropy")
+    ax1.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation, cross-entropy")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
     ax2.plot(epochs, [100 * h["val_UA"] for h in history], "o-", label="validation UA")
     ax2.plot(epochs, [100 * h["val_WA"] for h in history], "s--", label="validation WA")
@@ -317,10 +318,10 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     for epoch in range(progress["epoch"], epochs):
         train_loader.set_epoch(epoch)  # accelerate's loader passes it on (and would reset our sampler's own)
         start = time.time()
-        train_loss, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
+        train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
                                                    accelerator, cfg, bar, progress["step"], total)
         val = evaluate(model, val_loader, val_caches, accelerator)
-        progress["history"].append(dict(epoch=epoch, train_loss=train_loss, val_loss=val["loss"],
+        progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], seconds=time.time() - start))
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
         log.info(f"fold {fold_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
