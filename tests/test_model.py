@@ -144,3 +144,16 @@ def test_resolve_source_finds_the_embedded_minilm():
 def test_missing_pretrained_source_says_what_to_do(tmp_path):
     with pytest.raises(OSError, match="local directory"):
         build_encoder(str(tmp_path / "nowhere"), {}, pretrained=True)
+
+
+def test_cached_encoder_features_give_the_same_outputs(make_batch):
+    """The trainer's feature cache (frozen encoders run once) must not change the model's answer."""
+    model = make_model().eval()
+    batch = make_batch([16000, 9000])
+    with torch.no_grad():
+        raw = model(**batch)
+        speech, speech_mask = model.encode_speech(batch["audio"], batch["audio_mask"])
+        text = model.encode_text(batch["input_ids"], batch["text_mask"])
+        cached = model(speech_features=speech, speech_mask=speech_mask, text_features=text,
+                       text_mask=batch["text_mask"], labels=batch["labels"])
+    assert torch.equal(raw.logits, cached.logits) and torch.equal(raw.w2, cached.w2)
