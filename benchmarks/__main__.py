@@ -297,7 +297,8 @@ def main(argv=None) -> int:
              umap_place_ms=r["requests"]["umap_place"]["median"], app_cold_start_s=r["app_cold_start"]["seconds"])
     table = summary_table(r)
     print(table)
-    out = ROOT / "benchmarks" / "results" / f"{machine.replace(' ', '_')}-{r['date']}.json"
+    suffix = "-quick" if args.quick else ""  # a quick run never replaces a full one
+    out = ROOT / "benchmarks" / "results" / f"{machine.replace(' ', '_')}-{r['date']}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     for path in filter(None, (out, args.json)):
         path.write_text(json.dumps(r, indent=2) + "\n")
