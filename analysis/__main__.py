@@ -92,15 +92,14 @@ def cmd_heatmap(args):
 
 
 def cmd_gaussians(args):
-    _, pred = predict_one(args)
+    recognizer, pred = predict_one(args)
     out = pred.output
     params = [t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)]
     save(args.out, "gaussians", gaussian_figure(*params, pred.w2, pred.sim), gaussian_plotly(*params, pred.w2, pred.sim))
     if args.data:
         from mgcma.losses import w2_distance
         import torch
-        model = load_model(args.checkpoint)
-        emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max))
+        emb = embed_records(recognizer.model, recognizer.tokenizer, split_records(args.data, args.fold, args.max))
         w2 = w2_distance(*(torch.from_numpy(x) for x in (emb.mu_speech, emb.sigma_speech, emb.mu_text, emb.sigma_text))).numpy()
         save(args.out, "w2_pairs", w2_pairs_figure(w2))
 
