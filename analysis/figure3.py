@@ -16,12 +16,12 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 def umap_2d(speech: np.ndarray, text: np.ndarray, seed: int = 0):
-    """Joint map of both modalities -> (speech (N, 2), text (N, 2), the fitted reducer)."""
+    """Joint map of both modalities -> (speech (N, 2), text (N, 2))."""
     import umap
     joint = normalise(np.concatenate([speech, text]))
     reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="euclidean", random_state=seed, n_jobs=1)
     coords = reducer.fit_transform(joint)
-    return coords[:len(speech)], coords[len(speech):], reducer
+    return coords[:len(speech)], coords[len(speech):]
 
 
 def alignment_metrics(speech: np.ndarray, text: np.ndarray, labels: list[str]) -> dict:
@@ -41,7 +41,7 @@ def figure3(panels: dict, seed: int = 0):
     """panels: name -> Embeddings. Returns (matplotlib figure, {name: metrics}, {name: coords})."""
     import matplotlib.pyplot as plt
     names = list(panels)
-    coords = {n: umap_2d(panels[n].speech, panels[n].text, seed)[:2] for n in names}
+    coords = {n: umap_2d(panels[n].speech, panels[n].text, seed) for n in names}
     metrics = {n: alignment_metrics(panels[n].speech, panels[n].text, panels[n].labels) for n in names}
     emotions = sorted({l for p in panels.values() for l in p.labels}, key=lambda e: list(panels[names[0]].labels).index(e)
                       if e in panels[names[0]].labels else 99)

@@ -22,7 +22,7 @@ class ReferenceMap:
 
     @classmethod
     def build(cls, embeddings, seed: int = 0) -> "ReferenceMap":
-        s_xy, t_xy, _ = umap_2d(embeddings.speech, embeddings.text, seed)
+        s_xy, t_xy = umap_2d(embeddings.speech, embeddings.text, seed)
         n = len(embeddings.labels)
         return cls(vectors=normalise(np.concatenate([embeddings.speech, embeddings.text])).astype(np.float32),
                    coords=np.concatenate([s_xy, t_xy]).astype(np.float32),

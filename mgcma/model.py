@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel
 
+from .audio import SAMPLE_RATE
 from .config import EMBEDDED_MINILM, ModelConfig
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
 
@@ -277,7 +278,7 @@ class MGCMA(nn.Module):
     @property
     def frame_seconds(self) -> float:
         """Seconds between speech frames (the product of the CNN strides over 16 kHz)."""
-        return float(math.prod(self.speech_encoder.config.conv_stride)) / 16000
+        return float(math.prod(self.speech_encoder.config.conv_stride)) / SAMPLE_RATE
 
     def num_parameters(self, trainable_only=False):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

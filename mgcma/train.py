@@ -117,9 +117,8 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed):
     collate = Collator(tokenizer, model.config.max_text_tokens)
     # its own generator: worker seeding must not draw on the global RNG that dropout uses,
     # or a resumed run would diverge from an uninterrupted one
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
-                        generator=torch.Generator().manual_seed(seed))
-    return loader, sampler
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 class FeatureCache:
@@ -294,8 +293,8 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     random.seed(cfg.seed + fold_id)
     model = MGCMA(model_config(cfg, labels))
     tokenizer = load_tokenizer(model.config)
-    train_loader, _ = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id)
-    val_loader, _ = make_loader(records, val_idx, model, tokenizer, cfg, False, 0)
+    train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id)
+    val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
@@ -340,7 +339,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
 def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator) -> dict:
     """The one evaluation on the test fold, with the model selected on validation."""
     best = load_model(fold_dir / "best", accelerator.device)
-    test_loader, _ = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0)
+    test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0)
     test_loader = accelerator.prepare(test_loader)
     test = evaluate(best, test_loader, {}, accelerator)
     metrics = dict(fold=fold_id, test_group=name, WA=test["WA"], UA=test["UA"], recall=test["recall"],
