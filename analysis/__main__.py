@@ -1,4 +1,4 @@
-"""python -m analysis figure3 | heatmap | gaussians | ablation | reference  (--help on each)
+"""python -m analysis figure3 | alignment | heatmap | gaussians | ablation | reference  (--help on each)
 
 Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
 """
@@ -23,6 +23,7 @@ from mgcma.checkpoint import load_model, load_tokenizer  # noqa: E402
 from mgcma.data import leave_one_group_out, read_manifest  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
 
+from .alignment import all_spaces, table as alignment_table  # noqa: E402
 from .ablation import ablation_figure, ablation_table, confusion_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
@@ -46,11 +47,15 @@ def save(out: Path, name: str, mpl=None, plotly=None) -> list[Path]:
     return written
 
 
-def split_records(data: str, fold: int, limit: int | None, seed: int = 0):
-    """The test side of fold `fold` (speakers the bundled model never saw), at most `limit` utterances."""
+def split_records(data: str, fold: int, limit: int | None, seed: int = 0, split: str | None = None):
+    """The test side of fold `fold` (speakers the model never saw), or the rows of `split`;
+    at most `limit` utterances."""
     records = read_manifest(data)
-    _, _, test_idx = leave_one_group_out(records)[fold]
-    chosen = [records[i] for i in test_idx]
+    if split:
+        chosen = [r for r in records if r.split == split]
+    else:
+        _, _, test_idx = leave_one_group_out(records)[fold]
+        chosen = [records[i] for i in test_idx]
     if limit and len(chosen) > limit:
         rng = np.random.default_rng(seed)
         chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), limit, replace=False))]
@@ -61,20 +66,19 @@ def cmd_figure3(args):
     names = args.name or [Path(c).parent.parent.name if Path(c).name == "best" else Path(c).name for c in args.checkpoint]
     if len(names) != len(args.checkpoint):
         raise SystemExit("error: give one --name per --checkpoint")
-    records = split_records(args.data, args.fold, args.max)
+    records = split_records(args.data, args.fold, args.max, split=args.split)
     panels = {}
     for name, ckpt in zip(names, args.checkpoint):
         model = load_model(ckpt)
         panels[name] = embed_records(model, load_tokenizer(model.config, ckpt), records)
     start = time.perf_counter()
-    fig, metrics, coords = figure3(panels, seed=args.seed)
+    fig, metrics, coords = figure3(panels, seed=args.seed, space=args.space)
     print(f"UMAP of {len(records)} utterances x {len(panels)} panel(s): {time.perf_counter() - start:.1f} s")
     save(args.out, "figure3", fig, figure3_plotly(panels, coords))
-    rows = ["| setting | speech-text pair distance | random-pair distance | silhouette by emotion |", "| --- | --- | --- | --- |"]
-    rows += [f"| {n} | {m['pair_distance']:.3f} | {m['random_pair_distance']:.3f} | {m['silhouette']:.3f} |" for n, m in metrics.items()]
-    (args.out / "figure3_metrics.md").write_text("\n".join(rows) + "\n")
-    (args.out / "figure3_metrics.json").write_text(json.dumps(metrics, indent=2))
-    print("\n".join(rows))
+    table = alignment_table(metrics).replace("| space |", "| setting |")
+    (args.out / "figure3_metrics.md").write_text(table)
+    (args.out / "figure3_metrics.json").write_text(json.dumps(dict(space=args.space, panels=metrics), indent=2))
+    print(f"space: {args.space}\n{table}")
 
 
 def predict_one(args):
@@ -99,9 +103,24 @@ def cmd_gaussians(args):
     if args.data:
         from mgcma.losses import w2_distance
         import torch
-        emb = embed_records(recognizer.model, recognizer.tokenizer, split_records(args.data, args.fold, args.max))
+        emb = embed_records(recognizer.model, recognizer.tokenizer, split_records(args.data, args.fold, args.max, split=args.split))
         w2 = w2_distance(*(torch.from_numpy(x) for x in (emb.mu_speech, emb.sigma_speech, emb.mu_text, emb.sigma_text))).numpy()
         save(args.out, "w2_pairs", w2_pairs_figure(w2))
+
+
+def cmd_alignment(args):
+    model = load_model(args.checkpoint)
+    if model.config.modality != "both":
+        raise ValueError("alignment needs a model of both modalities")
+    emb = embed_records(model, load_tokenizer(model.config, args.checkpoint),
+                        split_records(args.data, args.fold, args.max, split=args.split))
+    spaces = all_spaces(emb)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "alignment.json").write_text(json.dumps(dict(n=len(emb.labels), checkpoint=str(args.checkpoint),
+                                                             data=args.data, spaces=spaces), indent=2) + "\n")
+    (args.out / "alignment.md").write_text(alignment_table(spaces))
+    print(alignment_table(spaces))
+    print(f"wrote {args.out / 'alignment.json'}")
 
 
 def cmd_ablation(args):
@@ -116,7 +135,7 @@ def cmd_ablation(args):
 
 def cmd_reference(args):
     model = load_model(args.checkpoint)
-    emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max))
+    emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max, split=args.split))
     start = time.perf_counter()
     ref = ReferenceMap.build(emb, seed=args.seed)
     print(f"reference map of {len(emb.labels)} utterances: {time.perf_counter() - start:.1f} s")
@@ -131,10 +150,11 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
         if data:
-            p.add_argument("--data", required=name in ("figure3", "reference"), help="manifest (CSV/JSONL) of the dataset")
+            p.add_argument("--data", required=name in ("figure3", "reference", "alignment"), help="manifest (CSV/JSONL) of the dataset")
             p.add_argument("--fold", type=int, default=0, help="use the test side of this fold (unseen speakers)")
             p.add_argument("--max", type=int, default=None, help="at most this many utterances")
             p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--split", default=None, help="use the manifest rows of this split instead of a fold's test side")
         if one_clip:
             p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
             p.add_argument("--audio", required=True, help="speech file")
@@ -144,8 +164,12 @@ def main(argv=None) -> int:
     p = add("figure3", "UMAP of speech and text representations, one panel per checkpoint", data=True)
     p.add_argument("--checkpoint", action="append", required=True, help="a model directory (repeat for panels)")
     p.add_argument("--name", action="append", help="panel title per --checkpoint")
+    p.add_argument("--space", default="fused", choices=["fused", "mu", "instance", "projected", "encoder"],
+                   help="the representation space to draw")
     add("heatmap", "token cross-attention of one utterance (words x seconds)", one_clip=True)
     add("gaussians", "speech and text Gaussians of one utterance (+ W2 of pairs over --data)", data=True, one_clip=True)
+    p = add("alignment", "retrieval, pair/random distance, modality gap, silhouette in every representation space", data=True)
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p = add("ablation", "ablation table, bars and confusion matrices from python -m mgcma.ablate's folder")
     p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
@@ -153,7 +177,7 @@ def main(argv=None) -> int:
     p.set_defaults(out=None)
     args = parser.parse_args(argv)
     try:
-        {"figure3": cmd_figure3, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
+        {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
          "ablation": cmd_ablation, "reference": cmd_reference}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

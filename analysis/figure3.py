@@ -1,18 +1,17 @@
 """The paper's Figure 3: a 2-D UMAP of speech and text representations, coloured by emotion,
 dark = speech, light = text of the same emotion; one panel per alignment setting, with numbers
-behind the picture (speech-text pair distance, silhouette by emotion)."""
+behind the picture (analysis.alignment's retrieval, pair/random distance, silhouette) in each
+panel's title. Any representation space can be drawn: fused (what the classifier sees), mu,
+instance, projected, encoder."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import silhouette_score
+
+from .alignment import alignment_metrics, normalise
 
 # tab20 pairs: (dark, light) per emotion
 PALETTE = [("#1f77b4", "#aec7e8"), ("#ff7f0e", "#ffbb78"), ("#2ca02c", "#98df8a"), ("#d62728", "#ff9896"),
            ("#9467bd", "#c5b0d5"), ("#8c564b", "#c49c94"), ("#e377c2", "#f7b6d2"), ("#7f7f7f", "#c7c7c7")]
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def umap_2d(speech: np.ndarray, text: np.ndarray, seed: int = 0):
@@ -24,25 +23,31 @@ def umap_2d(speech: np.ndarray, text: np.ndarray, seed: int = 0):
     return coords[:len(speech)], coords[len(speech):]
 
 
-def alignment_metrics(speech: np.ndarray, text: np.ndarray, labels: list[str]) -> dict:
-    """In the representation space (L2-normalised): mean distance between a clip's speech and its
-    own text, against the mean distance to other utterances' text; silhouette of the emotions
-    over both modalities together (higher: emotions separate, whatever the modality)."""
-    s, t = normalise(speech), normalise(text)
-    pair = np.linalg.norm(s - t, axis=1).mean()
-    rng = np.random.default_rng(0)
-    other = np.linalg.norm(s - t[rng.permutation(len(t))], axis=1).mean()
-    joint_labels = list(labels) * 2
-    sil = silhouette_score(np.concatenate([s, t]), joint_labels) if len(set(labels)) > 1 else float("nan")
-    return dict(pair_distance=float(pair), random_pair_distance=float(other), silhouette=float(sil), n=len(labels))
+def space_vectors(embeddings, space: str):
+    """(speech, text) vectors of one representation space (see analysis.alignment)."""
+    if embeddings.spaces and space in embeddings.spaces:
+        return embeddings.spaces[space]
+    if space == "fused":
+        return embeddings.speech, embeddings.text
+    raise ValueError(f"these embeddings have no {space!r} space; they have: fused"
+                     + "".join(f", {k}" for k in (embeddings.spaces or {}) if k != "fused"))
 
 
-def figure3(panels: dict, seed: int = 0):
-    """panels: name -> Embeddings. Returns (matplotlib figure, {name: metrics}, {name: coords})."""
+def panel_title(name: str, m: dict) -> str:
+    pair = (f"pair {m['pair_distance']:.2f} vs random {m['random_distance']:.2f}, R@1 {m['r_at_1']:.2f}"
+            if "pair_distance" in m else "no shared space")
+    sil = "/".join("-" if m[k] is None else f"{m[k]:.2f}" for k in ("silhouette_speech", "silhouette_text"))
+    return f"{name}\n{pair}\nsilhouette speech/text {sil}"
+
+
+def figure3(panels: dict, seed: int = 0, space: str = "fused"):
+    """panels: name -> Embeddings, drawn in one representation space. Returns (matplotlib figure,
+    {name: metrics of analysis.alignment}, {name: coords})."""
     import matplotlib.pyplot as plt
     names = list(panels)
-    coords = {n: umap_2d(panels[n].speech, panels[n].text, seed) for n in names}
-    metrics = {n: alignment_metrics(panels[n].speech, panels[n].text, panels[n].labels) for n in names}
+    vectors = {n: space_vectors(panels[n], space) for n in names}
+    coords = {n: umap_2d(*vectors[n], seed) for n in names}
+    metrics = {n: alignment_metrics(*vectors[n], panels[n].labels, panels[n].texts) for n in names}
     emotions = sorted({l for p in panels.values() for l in p.labels}, key=lambda e: list(panels[names[0]].labels).index(e)
                       if e in panels[names[0]].labels else 99)
     all_xy = np.concatenate([np.concatenate(c) for c in coords.values()])
@@ -56,9 +61,7 @@ def figure3(panels: dict, seed: int = 0):
             m = labels == emotion
             ax.scatter(*coords[n][1][m].T, s=7, color=light, label=f"{emotion} (text)", alpha=0.8, linewidths=0)
             ax.scatter(*coords[n][0][m].T, s=7, color=dark, label=f"{emotion} (speech)", alpha=0.8, linewidths=0)
-        mt = metrics[n]
-        ax.set_title(f"{n}\npair dist {mt['pair_distance']:.2f} (random {mt['random_pair_distance']:.2f}), "
-                     f"silhouette {mt['silhouette']:.2f}", fontsize=9)
+        ax.set_title(panel_title(n, metrics[n]), fontsize=9)
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xticks=[], yticks=[])
         ax.set_xlabel("UMAP 1")
     axes[0, 0].set_ylabel("UMAP 2")

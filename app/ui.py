@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 
 import gradio as gr
+import soundfile as sf
 
 from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
+from analysis.timeline import timeline_plotly
 from analysis.views import prediction_views
 from mgcma.asr import ASRError
 from mgcma.audio import AudioError
 from mgcma.predict import EmotionRecognizer, InputError
+from mgcma.segments import SegmentConfig, classify_segments
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 FAILURES = (AudioError, InputError, ASRError)
@@ -26,9 +29,13 @@ and a model that listens to **how** it is said and reads **what** is said predic
 neutral, happy, angry or sad. The transcript is editable: change the words and run it again to see
 how much they matter.
 
-<small>Model: MGCMA (multi-granularity cross-modal alignment, ICASSP 2025), the small bundled
-version trained on a synthetic corpus of eSpeak voices. It has never heard human voices: expect it
-to judge robot-like speech best.</small>
+It answers three times: from the **voice** alone, from the **words** alone, and from **both**, and
+says when voice and words disagree ("I'm fine" said angrily).
+
+<small>Model: MGCMA (multi-granularity cross-modal alignment, ICASSP 2025) on Whisper's audio encoder
+and MiniLM, trained on acted English speech (RAVDESS, 18 actors) and English Reddit comments
+(GoEmotions). Acted speech is not everyday speech: read its model card before trusting it.
+Non-commercial use only (the RAVDESS licence, CC BY-NC-SA 4.0).</small>
 """
 
 EXPLAIN = """
@@ -48,14 +55,36 @@ def examples() -> list[list[str]]:
         return [[str(EXAMPLES_DIR / row["file"]), row["text"]] for row in csv.DictReader(f)]
 
 
+MODALITY_NAMES = {"speech": "voice only", "text": "words only", "both": "voice and words"}
+
+
+def answers_markdown(answers: dict[str, dict[str, float]]) -> str:
+    """The three answers side by side, and the disagreement between voice and words called out."""
+    if not answers:
+        return ""
+    top = {m: max(p, key=p.get) for m, p in answers.items()}
+    cells = [f"**{MODALITY_NAMES[m]}**: {top[m]} ({100 * answers[m][top[m]]:.0f} %)" for m in ("speech", "text", "both")
+             if m in answers]
+    line = " · ".join(cells)
+    if "speech" in top and "text" in top and top["speech"] != top["text"]:
+        line += (f"\n\n⚠ **The voice and the words disagree**: the words say *{top['text']}*, "
+                 f"the voice says *{top['speech']}*.")
+    return line
+
+
 def timing_line(timings: dict) -> str:
     names = {"load": "audio", "asr": "speech recognition", "model": "model", "figures": "figures"}
     return "<small>" + " · ".join(f"{names.get(k, k)} {v:.0f} ms" for k, v in timings.items()) + "</small>"
 
 
+def segment_name(i: int, s: dict) -> str:
+    return f"{i + 1}: {s['start']:.1f}-{s['end']:.1f} s, {s['label']}: {s['text'][:40]}"
+
+
 class App:
-    def __init__(self, recognizer: EmotionRecognizer):
+    def __init__(self, recognizer: EmotionRecognizer, segment_config: SegmentConfig = SegmentConfig()):
         self.recognizer = recognizer
+        self.segment_config = segment_config
         ref_dir = recognizer.checkpoint
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
 
@@ -82,8 +111,37 @@ class App:
         summary = f"**{pred.label}** ({100 * pred.probabilities[pred.label]:.0f} %)"
         if pred.w2 is not None:
             summary += f" · W2(speech, text) = {pred.w2:.2f}, Sim = {pred.sim:.2f}"
+        answers = answers_markdown(pred.answers)
         return (pred.probabilities, pred.transcript, heatmap, gaussians, umap,
-                summary + "\n\n" + timing_line(pred.timings_ms))
+                summary + ("\n\n" + answers if answers else "") + "\n\n" + timing_line(pred.timings_ms))
+
+    def analyse_long(self, audio_path, progress=gr.Progress()):
+        """A long recording -> its timeline, a table of utterances, and the choice of one to explain."""
+        if not audio_path:
+            raise gr.Error("no recording: upload a file")
+        progress(0, desc="finding speech")
+        try:
+            segments = classify_segments(self.recognizer, audio_path, self.segment_config,
+                                         lambda done, total: progress(min(done / total, 1.0), desc="listening"))
+        except FAILURES as e:
+            raise gr.Error(str(e)) from None
+        if not segments:
+            gr.Warning("No speech was found in this recording.")
+        rows = [[i + 1, s["start"], s["end"], s["label"], round(100 * s["probabilities"][s["label"]]), s["text"]]
+                for i, s in enumerate(segments)]
+        choices = [segment_name(i, s) for i, s in enumerate(segments)]
+        figure = timeline_plotly(segments, self.recognizer.config.labels) if segments else None
+        return figure, rows, gr.update(choices=choices, value=None), segments
+
+    def explain_segment(self, audio_path, choice, segments):
+        """One utterance of the long recording through the full single-clip analysis."""
+        if not choice or not segments:
+            raise gr.Error("analyse a recording first, then choose one of its utterances")
+        s = segments[int(choice.split(":")[0]) - 1]
+        info = sf.info(audio_path)
+        wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
+                           dtype="float32", always_2d=True)
+        return self.analyse((sr, wave), s["text"])
 
     def predict_api(self, audio_file, text):
         """audio file + optional text -> label, probabilities, transcript, W2."""
@@ -124,7 +182,25 @@ class App:
             api_out = gr.JSON(visible=False)
             api_button = gr.Button(visible=False)
             api_button.click(self.predict_api, [api_file, api_text], api_out, api_name="predict")
+            self.build_long(outputs)
         return demo
+
+    def build_long(self, clip_outputs):
+        gr.Markdown("## A long recording\nA call, a lecture, yourself talking for minutes: it is cut into "
+                    "utterances where the voice pauses, and each gets its emotion.")
+        with gr.Row():
+            long_audio = gr.Audio(sources=["upload"], type="filepath", label="Recording (up to "
+                                  f"{self.segment_config.max_seconds / 60:.0f} minutes)", elem_id="long_audio")
+            run_long = gr.Button("Analyse the whole recording", variant="primary", elem_id="run_long")
+        timeline = gr.Plot(label="Emotion timeline", elem_id="timeline")
+        table = gr.Dataframe(headers=["#", "start s", "end s", "emotion", "%", "words"], label="Utterances",
+                             elem_id="segments", wrap=True)
+        with gr.Row():
+            choice = gr.Dropdown(label="Explain one utterance (its heatmap and Gaussians appear above)", choices=[],
+                                 elem_id="segment_choice")
+        segments = gr.State([])
+        run_long.click(self.analyse_long, [long_audio], [timeline, table, choice, segments], api_name="segments")
+        choice.change(self.explain_segment, [long_audio, choice, segments], clip_outputs)
 
 
 def create_app(checkpoint, asr: str = "faster-whisper", device: str = "auto", concurrency: int = 2) -> gr.Blocks:

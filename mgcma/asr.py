@@ -59,3 +59,12 @@ def load_asr(spec: str = "faster-whisper", device: str = "cpu"):
             raise ASRError("openai-whisper needs a model: openai-whisper:NAME_OR_PATH")
         return OpenAIWhisperASR(arg, device)
     raise ASRError(f"unknown ASR {spec!r}: faster-whisper[:DIR], openai-whisper:NAME_OR_PATH or none")
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER after lower-casing and dropping punctuation (jiwer), so that a quantised ASR's
+    spelling of "job," or "Job." does not count as an error."""
+    import re
+    import jiwer
+    norm = lambda s: " ".join(re.sub(r"[^a-z0-9' ]", " ", s.lower()).split())  # noqa: E731
+    return float(jiwer.wer(norm(reference), norm(hypothesis) or "<nothing>"))

@@ -96,3 +96,41 @@ def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits()
     if peak > 1.0:  # float input beyond full scale: scale down rather than clip
         wave = wave / peak
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+# ------------------------------------------------------------------------- real-speech hygiene
+@dataclass(frozen=True)
+class Hygiene:
+    """What is done to a clip before the model hears it (in training and in inference alike)."""
+    trim: bool = True               # cut leading and trailing non-speech (Silero VAD in faster-whisper)
+    trim_pad_seconds: float = 0.15  # speech kept around the detected span
+    loudness_dbfs: float | None = -23.0   # RMS level of the kept speech; None: leave the level as it is
+
+
+def speech_span(wave: np.ndarray, pad_seconds: float = 0.15) -> tuple[int, int]:
+    """First and last sample of speech by the Silero VAD that ships inside faster-whisper;
+    the whole clip when it finds none (a clip is never emptied)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    spans = get_speech_timestamps(wave, VadOptions(min_silence_duration_ms=300, speech_pad_ms=int(1000 * pad_seconds)))
+    if not spans:
+        return 0, len(wave)
+    return spans[0]["start"], spans[-1]["end"]
+
+
+def normalise_loudness(wave: np.ndarray, target_dbfs: float = -23.0) -> np.ndarray:
+    """Scale to an RMS of `target_dbfs`, kept below full scale (a peak of 0.99 at most)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    if rms <= 0:
+        return wave
+    gain = min(10 ** (target_dbfs / 20) / rms, 0.99 / float(np.abs(wave).max()))
+    return (wave * gain).astype(np.float32)
+
+
+def clean_speech(wave: np.ndarray, hygiene: Hygiene = Hygiene()) -> np.ndarray:
+    if hygiene.trim:
+        start, end = speech_span(wave, hygiene.trim_pad_seconds)
+        if end - start >= int(0.1 * SAMPLE_RATE):
+            wave = wave[start:end]
+    if hygiene.loudness_dbfs is not None:
+        wave = normalise_loudness(wave, hygiene.loudness_dbfs)
+    return np.ascontiguousarray(wave, dtype=np.float32)

@@ -27,8 +27,9 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message says what is wrong."""
 
 
-def fingerprint(module: torch.nn.Module) -> str:
-    total = sum(p.detach().double().pow(2).sum().item() for p in module.parameters())
+def fingerprint(model: torch.nn.Module, keys: set[str]) -> str:
+    """A number that tells whether the unstored parameters are the ones trained with."""
+    total = sum(p.detach().double().pow(2).sum().item() for k, p in model.named_parameters() if k in keys)
     return f"{total:.10e}"
 
 
@@ -38,6 +39,23 @@ def unstored_encoders(model: MGCMA) -> list[str]:
     return [name for name in ("speech", "text")
             if hasattr(model, f"{name}_encoder") and getattr(c, f"freeze_{name}_encoder")
             and getattr(c, f"{name}_encoder") is not None]
+
+
+def unstored_keys(model: MGCMA) -> dict[str, set[str]]:
+    """Encoder name -> the state keys a checkpoint leaves to the encoder's source: all of a
+    frozen encoder's, and the frozen part of a speech encoder whose top layers are fine-tuned."""
+    state = model.state_dict()
+    keys = {name: {k for k in state if k.startswith(f"{name}_encoder.")} for name in unstored_encoders(model)}
+    c = model.config
+    if c.finetune_top_layers and c.speech_encoder is not None and hasattr(model, "speech_encoder"):
+        trainable = {f"speech_encoder.{n}" for n, p in model.speech_encoder.named_parameters() if p.requires_grad}
+        keys["speech"] = {k for k in state if k.startswith("speech_encoder.") and k not in trainable}
+    return keys
+
+
+def stored_state(model: MGCMA) -> dict[str, torch.Tensor]:
+    skipped = set().union(*unstored_keys(model).values())
+    return {k: v for k, v in model.state_dict().items() if k not in skipped}
 
 
 def atomic_write(path: Path, write) -> None:
@@ -63,12 +81,10 @@ def save_model(model: MGCMA, directory: str | Path, tokenizer=None) -> Path:
     for name in ("speech", "text"):  # record full architectures so loading needs no source
         if hasattr(model, f"{name}_encoder"):
             setattr(config, f"{name}_encoder_config", getattr(model, f"{name}_encoder").config.to_diff_dict())
-    skipped = unstored_encoders(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if not any(k.startswith(f"{name}_encoder.") for name in skipped)}
+    state = {k: v.detach().cpu().contiguous() for k, v in stored_state(model).items()}
     metadata = {"format": FORMAT}
-    for name in skipped:
-        metadata[f"{name}_encoder_fingerprint"] = fingerprint(getattr(model, f"{name}_encoder"))
+    for name, keys in unstored_keys(model).items():
+        metadata[f"{name}_encoder_fingerprint"] = fingerprint(model, keys)
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata))
     atomic_write(directory / CONFIG_FILE, lambda tmp: config.save(tmp))
     if tokenizer is not None:
@@ -106,9 +122,9 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MGC
     model = MGCMA(config, pretrained=False)
     check_state(model, state, weights)
     model.load_state_dict(state, strict=False)
-    for name in unstored_encoders(model):
+    for name, keys in unstored_keys(model).items():
         expected = metadata.get(f"{name}_encoder_fingerprint")
-        got = fingerprint(getattr(model, f"{name}_encoder"))
+        got = fingerprint(model, keys)
         if expected is not None and abs(float(got) - float(expected)) > 1e-6 * abs(float(expected)):
             raise CheckpointError(
                 f"the frozen {name} encoder loaded from {getattr(config, f'{name}_encoder')!r} is not "
@@ -118,8 +134,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MGC
 
 def check_state(model: MGCMA, state: dict, weights: Path) -> None:
     expected = model.state_dict()
-    skipped = unstored_encoders(model)
-    needed = {k for k in expected if not any(k.startswith(f"{n}_encoder.") for n in skipped)}
+    needed = set(stored_state(model))
     problems = []
     missing = sorted(needed - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 IEMOCAP_LABELS = ["neutral", "happy", "angry", "sad"]
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
+WHISPER_TINY_EN, WHISPER_BASE = "embedded:whisper-tiny.en", "embedded:whisper-base"
+POSITIVES = ("pair", "text", "label")
 
 
 @dataclass
@@ -27,8 +29,13 @@ class ModelConfig:
     tokenizer: str | None = None            # defaults to text_encoder's source
     freeze_speech_encoder: bool = False
     freeze_text_encoder: bool = False
-    freeze_feature_encoder: bool = True     # wav2vec2's CNN; off when the speech encoder starts random
+    freeze_feature_encoder: bool = True     # wav2vec2's CNN / Whisper's convolutions; off when the speech encoder starts random
+    finetune_top_layers: int = 0            # >0: of the speech encoder, train only its top k layers (and final norm)
+    speech_layers: str = "last"             # "last": the encoder's output; "weighted": a learned softmax mix of every layer
     max_text_tokens: int = 64
+    # What a clip goes through before the encoder, in training and inference alike.
+    trim_silence: bool = False              # cut leading/trailing non-speech (Silero VAD)
+    loudness_dbfs: float | None = None      # RMS level the speech is scaled to (None: as recorded)
     # Widths.
     d_model: int = 256
     n_heads: int = 4
@@ -42,7 +49,8 @@ class ModelConfig:
     lambda_dist: float = 0.5
     lambda_inst: float = 0.5
     lambda_kl: float = 1e-3                 # KL(N(mu, sigma^2) || N(0, I)) against variance collapse
-    dist_positives: str = "pair"            # "pair": speech i <-> text i; "label": same emotion
+    dist_positives: str = "pair"            # "pair": speech i <-> text i; "text": every clip of an identical transcript; "label": same emotion
+    inst_positives: str = "pair"            # the same choices, for the instance-level loss
     tau_dist_init: float = 1.0
     tau_inst_init: float = 0.07
     logvar_min: float = -8.0
@@ -54,12 +62,24 @@ class ModelConfig:
         if self.modality != "both" and (self.use_dist or self.use_token or self.use_inst):
             raise ValueError(f"modality={self.modality!r} is a unimodal baseline: "
                              "turn off use_dist, use_token and use_inst (they need both modalities)")
-        if self.dist_positives not in ("pair", "label"):
-            raise ValueError(f"dist_positives must be 'pair' or 'label', got {self.dist_positives!r}")
+        for name in ("dist_positives", "inst_positives"):
+            if getattr(self, name) not in POSITIVES:
+                raise ValueError(f"{name} must be one of {', '.join(POSITIVES)}, got {getattr(self, name)!r}")
+        if self.speech_layers not in ("last", "weighted"):
+            raise ValueError(f"speech_layers must be 'last' or 'weighted', got {self.speech_layers!r}")
+        if self.finetune_top_layers < 0 or (self.finetune_top_layers and self.freeze_speech_encoder):
+            raise ValueError("finetune_top_layers needs a trainable speech encoder (freeze_speech_encoder=False) and k >= 0")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be at least 2 distinct names, got {self.labels}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    @property
+    def hygiene(self):
+        from .audio import Hygiene
+        if not self.trim_silence and self.loudness_dbfs is None:
+            return None
+        return Hygiene(trim=self.trim_silence, loudness_dbfs=self.loudness_dbfs)
 
     @property
     def uses_speech(self) -> bool:
@@ -107,10 +127,26 @@ TINY_WAV2VEC2 = dict(
 )
 
 
+TEST_BERT = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+TEST_WHISPER = dict(model_type="whisper-encoder", n_mels=80, n_ctx=1500, d_model=32, n_heads=2, n_layers=2)
+
+
 def preset(name: str, **overrides) -> ModelConfig:
-    """`paper`: wav2vec2-base + bert-base-uncased. `tiny`: the embedded default.
-    `test`: small random encoders (MiniLM's tokenizer) for unit tests, seconds on a CPU."""
-    if name == "paper":
+    """`paper`: wav2vec2-base + bert-base-uncased. `whisper-tiny` / `whisper-base`: Whisper's
+    audio encoder (embedded, frozen, every layer mixed) + all-MiniLM-L6-v2, the real-voice default.
+    `tiny`: a small wav2vec2 trained from scratch (the synthetic-corpus model).
+    `test` / `test-whisper`: small random encoders (MiniLM's tokenizer) for unit tests, seconds on a CPU."""
+    if name in ("whisper-tiny", "whisper-base"):
+        cfg = dict(speech_encoder=WHISPER_TINY_EN if name == "whisper-tiny" else WHISPER_BASE,
+                   freeze_speech_encoder=True, speech_layers="weighted", text_encoder=EMBEDDED_MINILM,
+                   freeze_text_encoder=True, d_model=128, n_heads=4, gauss_dim=32, dropout=0.2,
+                   dist_positives="text", inst_positives="text", trim_silence=True, loudness_dbfs=-23.0)
+    elif name == "test-whisper":
+        cfg = dict(speech_encoder=None, speech_encoder_config=dict(TEST_WHISPER), text_encoder=None,
+                   text_encoder_config=dict(TEST_BERT), tokenizer=EMBEDDED_MINILM, freeze_feature_encoder=False,
+                   d_model=32, n_heads=2, gauss_dim=8, dropout=0.0)
+    elif name == "paper":
         cfg = dict(speech_encoder="facebook/wav2vec2-base", text_encoder="bert-base-uncased",
                    d_model=256, n_heads=4, gauss_dim=64)
     elif name == "tiny":
@@ -121,15 +157,13 @@ def preset(name: str, **overrides) -> ModelConfig:
         speech = dict(TINY_WAV2VEC2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
                       conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
                       mask_time_prob=0.0, hidden_dropout=0.0, attention_dropout=0.0)
-        text = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                    num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
         cfg = dict(speech_encoder=None, speech_encoder_config=speech, text_encoder=None,
-                   text_encoder_config=text, tokenizer=EMBEDDED_MINILM,
+                   text_encoder_config=dict(TEST_BERT), tokenizer=EMBEDDED_MINILM,
                    freeze_feature_encoder=False, d_model=32, n_heads=2, gauss_dim=8, dropout=0.0)
     else:
-        raise ValueError(f"unknown preset {name!r}; choose from: paper, tiny, test")
+        raise ValueError(f"unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
     cfg.update(overrides)
     return ModelConfig(**cfg)
 
 
-PRESETS = ("paper", "tiny", "test")
+PRESETS = ("paper", "whisper-tiny", "whisper-base", "tiny", "test", "test-whisper")

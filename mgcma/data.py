@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,18 +16,30 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .audio import SAMPLE_RATE, AudioLimits, load_audio
+from .audio import SAMPLE_RATE, AudioLimits, Hygiene, clean_speech, load_audio
 
 
 @dataclass
 class Utterance:
     id: str
-    path: str | None          # audio file; None when `waveform` holds the audio
-    text: str
+    path: str | None          # audio file; None when `waveform` holds the audio, or for a text-only record
+    text: str                 # "" = no transcript (a speech-only record in training; the ASR fills it in inference)
     label: str
     speaker: str
     group: str = ""           # the cross-validation group: IEMOCAP session, or a manifest's fold
     waveform: np.ndarray | None = field(default=None, repr=False)
+    split: str = ""           # "train" | "validation" | "test": a fixed split instead of cross-validation
+    corpus: str = ""          # the manifest it came from, for mixed-corpus training and per-corpus scores
+    meta: dict = field(default_factory=dict, repr=False)   # a manifest's other columns (sex, ...)
+    line: int = 0             # its line in the manifest, for messages
+
+    @property
+    def has_audio(self) -> bool:
+        return self.path is not None or self.waveform is not None
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text.strip())
 
 
 class ManifestError(ValueError):
@@ -91,11 +105,13 @@ def report_counts(records, skipped, report=print) -> None:
 
 # --------------------------------------------------------------------------------- manifest
 MANIFEST_FIELDS = ["path", "text", "label", "speaker"]
+SPLITS = ("train", "validation", "test")
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
-    """CSV or JSONL with path, text, label, speaker and optional fold (and id).
-    Relative audio paths are taken from the manifest's folder. Text may be empty (ASR fills it)."""
+def read_manifest(path: str | Path, errors: list | None = None) -> list[Utterance]:
+    """CSV or JSONL with path, text, label, speaker and optional fold, split and id.
+    Relative audio paths are taken from the manifest's folder. An empty path is a text-only
+    record; an empty text a record without transcript (the ASR fills it where one is asked for)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
@@ -115,9 +131,16 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             missing = [k for k in MANIFEST_FIELDS if k not in (reader.fieldnames or [])]
             if missing:
                 raise ManifestError(f"{path}:1: the header lacks column(s) {', '.join(missing)} "
-                                    f"(needs {', '.join(MANIFEST_FIELDS)}, optional fold)")
+                                    f"(needs {', '.join(MANIFEST_FIELDS)}, optional fold, split, id)")
             rows = [(i, row) for i, row in enumerate(reader, start=2)]
-    records = [manifest_row(path, lineno, row) for lineno, row in rows]
+    records = []
+    for lineno, row in rows:
+        try:
+            records.append(manifest_row(path, lineno, row))
+        except ManifestError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
     if not records:
         raise ManifestError(f"{path} holds no utterances")
     return records
@@ -127,28 +150,40 @@ def manifest_row(path: Path, lineno: int, row) -> Utterance:
     where = f"{path}:{lineno}"
     if not isinstance(row, dict):
         raise ManifestError(f"{where}: expected an object with {', '.join(MANIFEST_FIELDS)}")
-    for key in ("path", "label", "speaker"):
+    for key in ("label", "speaker"):
         if row.get(key) in (None, ""):
             raise ManifestError(f"{where}: '{key}' is empty")
-    audio = Path(str(row["path"]))
-    if not audio.is_absolute():
-        audio = path.parent / audio
+    text = str(row.get("text") or "")
+    if row.get("path") in (None, "") and not text.strip():
+        raise ManifestError(f"{where}: neither audio ('path') nor 'text': the row holds nothing to learn from")
+    audio = None
+    if row.get("path") not in (None, ""):
+        audio = Path(str(row["path"]))
+        if not audio.is_absolute():
+            audio = path.parent / audio
+    split = str(row.get("split") or "")
+    if split and split not in SPLITS:
+        raise ManifestError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
     fold = row.get("fold")
-    return Utterance(id=str(row.get("id") or audio.stem), path=str(audio), text=str(row.get("text") or ""),
+    extra = {k: str(v) for k, v in row.items() if k not in (*MANIFEST_FIELDS, "fold", "split", "id") and v not in (None, "")}
+    return Utterance(meta=extra, line=lineno, id=str(row.get("id") or (audio.stem if audio else f"{path.stem}-{lineno}")),
+                     path=None if audio is None else str(audio), text=text,
                      label=str(row["label"]), speaker=str(row["speaker"]),
-                     group="" if fold in (None, "") else str(fold))
+                     group="" if fold in (None, "") else str(fold), split=split, corpus=path.stem)
 
 
 def write_manifest(records: list[Utterance], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [dict(path=r.path, text=r.text, label=r.label, speaker=r.speaker, fold=r.group, id=r.id)
+    extra = sorted({k for r in records for k in r.meta})
+    rows = [dict(path=os.path.relpath(r.path, path.parent.resolve()) if r.path else "", text=r.text, label=r.label,
+                 speaker=r.speaker, fold=r.group, id=r.id, split=r.split, **{k: r.meta.get(k, "") for k in extra})
             for r in records]
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     else:
         with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "text", "label", "speaker", "fold", "id"])
+            writer = csv.DictWriter(f, fieldnames=["path", "text", "label", "speaker", "fold", "id", "split", *extra])
             writer.writeheader()
             writer.writerows(rows)
     return path
@@ -189,41 +224,62 @@ def validation_split(records: list[Utterance], train_idx: list[int], fraction: f
 
 # -------------------------------------------------------------------------------- batching
 class UtteranceDataset(Dataset):
-    def __init__(self, records: list[Utterance], labels: list[str], limits: AudioLimits = AudioLimits()):
+    """Records -> dict(index, audio, text, label). With `views` > 1 it holds views x len(records)
+    items: item i is record i // views heard through augmentation number i % views (0 = clean),
+    the same on every visit (seeded), so a frozen encoder's output can be cached per item.
+    `hygiene` (silence trim, loudness) is applied after augmentation, as to a real recording."""
+
+    def __init__(self, records: list[Utterance], labels: list[str], limits: AudioLimits = AudioLimits(),
+                 hygiene: Hygiene | None = None, views: int = 1, augment=None, seed: int = 0):
         unknown = sorted({r.label for r in records} - set(labels))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the model's labels {labels}")
-        self.records, self.limits = records, limits
+        self.records, self.limits, self.hygiene = records, limits, hygiene
+        self.views, self.augment, self.seed = views if augment is not None else 1, augment, seed
         self.label_index = {name: i for i, name in enumerate(labels)}
 
     def __len__(self):
-        return len(self.records)
+        return len(self.records) * self.views
 
-    def __getitem__(self, i):
-        r = self.records[i]
-        audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
-        return dict(index=i, audio=audio, text=r.text, label=self.label_index[r.label])
+    def __getitem__(self, item):
+        r, view = self.records[item // self.views], item % self.views
+        audio = np.zeros(0, dtype=np.float32)
+        if r.has_audio:
+            audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
+            if view:
+                audio = self.augment(audio, seed=self.seed * 1_000_003 + item)
+            if self.hygiene is not None:
+                audio = clean_speech(audio, self.hygiene)
+        return dict(index=item, record=item // self.views, audio=audio, text=r.text, label=self.label_index[r.label])
 
     def durations(self) -> list[float]:
-        """Seconds per record from the file headers (no decoding), for bucketing."""
+        """Seconds per record from the file headers (no decoding), for bucketing; 0 without audio."""
         out = []
         for r in self.records:
             if r.waveform is not None:
                 out.append(len(r.waveform) / SAMPLE_RATE)
+            elif r.path is None:
+                out.append(0.0)
             else:
                 info = sf.info(r.path)
                 out.append(min(info.frames / info.samplerate, self.limits.max_seconds))
         return out
 
 
+def text_key(text: str) -> int:
+    """Equal for identical transcripts (case and outer spaces ignored): the "text" positives."""
+    return zlib.crc32(text.strip().lower().encode("utf-8"))
+
+
 class Collator:
-    """Pads audio (B, N) with a bool mask, tokenises text (B, Tt) with a bool mask."""
+    """Pads audio (B, N) with a bool mask, tokenises text (B, Tt) with a bool mask. A row
+    without audio or without text has an all-False mask on that side."""
 
     def __init__(self, tokenizer, max_text_tokens: int = 64):
         self.tokenizer, self.max_text_tokens = tokenizer, max_text_tokens
 
     def __call__(self, items: list[dict]) -> dict:
-        n = max(len(it["audio"]) for it in items)
+        n = max(1, max(len(it["audio"]) for it in items))
         audio = torch.zeros(len(items), n)
         audio_mask = torch.zeros(len(items), n, dtype=torch.bool)
         for i, it in enumerate(items):
@@ -231,30 +287,71 @@ class Collator:
             audio_mask[i, :len(it["audio"])] = True
         batch = dict(audio=audio, audio_mask=audio_mask,
                      labels=torch.tensor([it["label"] for it in items]),
-                     index=torch.tensor([it["index"] for it in items]))
+                     index=torch.tensor([it["index"] for it in items]),
+                     record=torch.tensor([it.get("record", it["index"]) for it in items]))
         if self.tokenizer is not None:
-            # an empty transcript still yields [CLS] [SEP], so the text side always has tokens
-            enc = self.tokenizer([it["text"] for it in items], padding=True, truncation=True,
+            texts = [it["text"] or "" for it in items]
+            enc = self.tokenizer(texts, padding=True, truncation=True,
                                  max_length=self.max_text_tokens, return_tensors="pt")
-            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool())
+            has_text = torch.tensor([bool(t.strip()) for t in texts])
+            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool() & has_text[:, None],
+                         text_keys=torch.tensor([text_key(t) for t in texts], dtype=torch.long))
         return batch
+
+
+class CorpusMixture:
+    """Which training records an epoch draws: from each corpus, `weight` x its size (a fresh
+    random subset each epoch below 1, repeats above 1), optionally with every class equally often."""
+
+    def __init__(self, records: list[Utterance], weights: dict[str, float] | None = None,
+                 balance_classes: bool = False, seed: int = 0):
+        self.seed, self.balance = seed, balance_classes
+        self.pools: dict[str, dict[str, list[int]]] = {}
+        for i, r in enumerate(records):
+            self.pools.setdefault(r.corpus, {}).setdefault(r.label, []).append(i)
+        self.weights = {c: (weights or {}).get(c, 1.0) for c in self.pools}
+
+    def __call__(self, epoch: int) -> list[int]:
+        rng = random.Random(f"{self.seed}-{epoch}")
+        chosen = []
+        for corpus in sorted(self.pools):
+            by_class = self.pools[corpus]
+            n = round(self.weights[corpus] * sum(len(v) for v in by_class.values()))
+            if self.balance:
+                shares = {c: n // len(by_class) for c in by_class}
+            else:
+                shares = {c: round(n * len(v) / sum(len(x) for x in by_class.values())) for c, v in by_class.items()}
+            for label in sorted(by_class):
+                chosen += draw(by_class[label], shares[label], rng)
+        return chosen
+
+
+def draw(pool: list[int], n: int, rng: random.Random) -> list[int]:
+    """n items of pool: each once before any repeats, in random order."""
+    out = []
+    while len(out) < n:
+        out += rng.sample(pool, min(len(pool), n - len(out)))
+    return out
 
 
 class BucketSampler(Sampler):
     """Batches of similar duration so padding stays small: shuffle, sort within windows of
-    `bucket_size` batches, cut into batches, shuffle the batch order. Deterministic per epoch."""
+    `bucket_size` batches, cut into batches, shuffle the batch order. Deterministic per epoch.
+    `draw(epoch)` picks the epoch's records (all, by default); with `views` > 1, record i is
+    served as dataset item i * views + view, the view cycling from epoch to epoch."""
 
     def __init__(self, durations: list[float], batch_size: int, shuffle: bool = True,
-                 bucket_size: int = 50, seed: int = 0, drop_last: bool = False):
+                 bucket_size: int = 50, seed: int = 0, drop_last: bool = False, views: int = 1, draw=None):
         self.durations, self.batch_size, self.shuffle = durations, batch_size, shuffle
         self.bucket_size, self.seed, self.drop_last, self.epoch = bucket_size, seed, drop_last, 0
+        self.views, self.draw = views, draw
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def batches(self) -> list[list[int]]:
         rng = random.Random(self.seed + self.epoch)
-        order = list(range(len(self.durations)))
+        order = self.draw(self.epoch) if self.draw is not None else list(range(len(self.durations)))
         if self.shuffle:
             rng.shuffle(order)
         window = self.batch_size * self.bucket_size
@@ -266,6 +363,8 @@ class BucketSampler(Sampler):
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
             rng.shuffle(batches)
+        if self.views > 1:
+            batches = [[i * self.views + (self.epoch + i) % self.views for i in b] for b in batches]
         return batches
 
     def __iter__(self):

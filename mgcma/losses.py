@@ -31,12 +31,15 @@ def w2_similarity(w2, tau):
     return -w2 / tau
 
 
-def info_nce(sim, labels=None):
+def info_nce(sim, labels=None, one_target: bool = False):
     """Symmetric InfoNCE over a (B, B) similarity matrix whose rows are speech, columns text.
 
     Positives are the diagonal (speech i with its own text i), or, given `labels`, every
-    pair of the same class (supervised-contrastive form). A batch of one has no negatives:
-    the loss is 0 rather than NaN.
+    pair with equal labels. `one_target` False: the supervised-contrastive mean of the
+    positives' log-probabilities (same emotion = many targets). True: the positives are one
+    target, -log of their summed probability (identical transcripts are one text, so a repeated
+    sentence is neither a negative nor a floor the loss cannot pass). A batch of one has no
+    negatives: the loss is 0 rather than NaN.
     """
     n = sim.shape[0]
     if n < 2:
@@ -44,9 +47,11 @@ def info_nce(sim, labels=None):
     if labels is None:
         target = torch.arange(n, device=sim.device)
         return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target))
-    positive = (labels[:, None] == labels[None, :]).float()
+    positive = labels[:, None] == labels[None, :]
     def one_side(s):
         log_prob = s.log_softmax(dim=-1)
+        if one_target:
+            return -log_prob.masked_fill(~positive, float("-inf")).logsumexp(-1).mean()
         return -(log_prob * positive).sum(-1).div(positive.sum(-1)).mean()
     return 0.5 * (one_side(sim) + one_side(sim.t()))
 

@@ -1,8 +1,12 @@
-"""MGCMA: wav2vec 2.0 + BERT encoders joined by distribution-, token- and instance-level
-alignment, and a fusion classifier.
+"""MGCMA: a speech encoder (wav2vec 2.0 or Whisper's) + a BERT text encoder joined by
+distribution-, token- and instance-level alignment, and a fusion classifier.
+
+A batch may hold rows with one modality only (no audio, or no text): the missing side has an
+all-False mask, its vectors are zeroed in the fusion, and the alignment losses use only the
+rows that have both.
 
 Shapes: B batch, N raw audio samples, Ts speech frames, Tt text tokens, d model width,
-g Gaussian width, h attention heads, C classes.
+g Gaussian width, h attention heads, C classes, L encoder layers.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from transformers import AutoConfig, AutoModel
 from .audio import SAMPLE_RATE
 from .config import EMBEDDED_MINILM, ModelConfig
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
+from .whisper_encoder import MODEL_TYPE as WHISPER_TYPE, WhisperAudioEncoder, WhisperEncoderConfig, \
+    is_whisper_source, load_whisper_encoder
 
 
 def resolve_source(source: str) -> str:
@@ -46,10 +52,46 @@ def build_encoder(source: str | None, config_fields: dict, pretrained: bool) -> 
     return AutoModel.from_config(hf_config)
 
 
+def is_whisper(config: ModelConfig) -> bool:
+    return is_whisper_source(config.speech_encoder) or config.speech_encoder_config.get("model_type") == WHISPER_TYPE
+
+
+def build_speech_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
+    if not is_whisper(config):
+        return build_encoder(config.speech_encoder, config.speech_encoder_config, pretrained)
+    if pretrained and config.speech_encoder is not None:
+        return load_whisper_encoder(config.speech_encoder)
+    if not config.speech_encoder_config:
+        raise ValueError("a Whisper encoder needs a source or a config (speech_encoder_config)")
+    return WhisperAudioEncoder(WhisperEncoderConfig(**config.speech_encoder_config))
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    return encoder.layers if isinstance(encoder, WhisperAudioEncoder) else encoder.encoder.layers
+
+
+def n_hidden_states(encoder: nn.Module) -> int:
+    """How many hidden states a "weighted" mix draws on: Whisper's block inputs and outputs and
+    its final norm; wav2vec2's embeddings and each layer's output."""
+    depth = len(encoder_layers(encoder))
+    return depth + 2 if isinstance(encoder, WhisperAudioEncoder) else depth + 1
+
+
 def masked_mean(x, mask):
     """x: (B, T, d), mask: (B, T) bool, True = real -> (B, d)."""
     m = mask.unsqueeze(-1).to(x.dtype)
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def freeze_below_top(encoder: nn.Module, k: int) -> None:
+    """Train only the encoder's top k layers and what follows them (final norms)."""
+    layers = encoder_layers(encoder)
+    if k > len(layers):
+        raise ValueError(f"finetune_top_layers={k} but the speech encoder has {len(layers)} layers")
+    top = {id(p) for layer in list(layers)[len(layers) - k:] for p in layer.parameters()}
+    final = ("ln_post.", "encoder.layer_norm.")   # Whisper; wav2vec2 (stable layer norm)
+    for name, p in encoder.named_parameters():
+        p.requires_grad_(id(p) in top or name.startswith(final))
 
 
 class Projection(nn.Module):
@@ -98,9 +140,17 @@ class AttentionBlock(nn.Module):
         """x: (B, Tq, d), context: (B, Tk, d), context_mask: (B, Tk) True = real.
         Returns (B, Tq, d) and the weights (B, h, Tq, Tk) or None."""
         q, kv = self.norm_q(x), self.norm_kv(context)
-        out, weights = self.attn(q, kv, kv, key_padding_mask=~context_mask,
+        # a row whose context is missing (one-modality record) attends nowhere: its output is
+        # the residual alone; one unmasked key keeps the softmax finite
+        has_context = context_mask.any(-1)                                   # (B,)
+        safe_mask = context_mask.clone()
+        safe_mask[~has_context, 0] = True
+        out, weights = self.attn(q, kv, kv, key_padding_mask=~safe_mask,
                                  need_weights=need_weights, average_attn_weights=False)
-        x = x + self.drop(out)
+        keep = has_context.to(out.dtype)
+        x = x + self.drop(out * keep[:, None, None])
+        if weights is not None:
+            weights = weights * keep[:, None, None, None]
         x = x + self.drop(self.ff(self.norm_ff(x)))
         return x, weights
 
@@ -132,11 +182,16 @@ class InstanceAlignment(nn.Module):
         self.text_proj = nn.Linear(d_model, d_model)
         self.log_inv_tau = nn.Parameter(torch.tensor(math.log(1.0 / tau_init)))
 
-    def forward(self, speech_pooled, text_pooled):
-        s = F.normalize(self.speech_proj(speech_pooled).float(), dim=-1)
-        t = F.normalize(self.text_proj(text_pooled).float(), dim=-1)
+    def project(self, speech_pooled, text_pooled):
+        """-> L2-normalised (B, d) speech and text projections."""
+        return (F.normalize(self.speech_proj(speech_pooled).float(), dim=-1),
+                F.normalize(self.text_proj(text_pooled).float(), dim=-1))
+
+    def forward(self, speech_pooled, text_pooled, positives=None, one_target=False):
+        """positives: (B,) keys, equal keys are positive pairs (None: each clip with its own text)."""
+        s, t = self.project(speech_pooled, text_pooled)
         scale = self.log_inv_tau.clamp(max=math.log(100.0)).exp()  # CLIP's cap on 1/tau
-        return info_nce(scale * s @ t.t()), s, t
+        return info_nce(scale * s @ t.t(), positives, one_target), s, t
 
 
 @dataclass
@@ -159,6 +214,8 @@ class MGCMAOutput:
     text_to_speech_attn: torch.Tensor | None = None  # (B, h, Tt, Ts)
     speech_mask: torch.Tensor | None = None    # (B, Ts) True = real frame
     text_mask: torch.Tensor | None = None      # (B, Tt) True = real token
+    speech_present: torch.Tensor | None = None  # (B,) bool: the row has audio
+    text_present: torch.Tensor | None = None    # (B,) bool: the row has text
 
     @property
     def probs(self):
@@ -173,10 +230,15 @@ class MGCMA(nn.Module):
         super().__init__()
         self.config = c = config
         if c.uses_speech:
-            load = (pretrained or (c.freeze_speech_encoder and load_frozen)) and c.speech_encoder is not None
-            self.speech_encoder = build_encoder(c.speech_encoder, c.speech_encoder_config, load)
+            from_source = c.freeze_speech_encoder or c.finetune_top_layers  # the checkpoint lacks (some of) its weights
+            load = (pretrained or (from_source and load_frozen)) and c.speech_encoder is not None
+            self.speech_encoder = build_speech_encoder(c, load)
             if c.freeze_feature_encoder:
                 self.speech_encoder.freeze_feature_encoder()
+            if c.finetune_top_layers:
+                freeze_below_top(self.speech_encoder, c.finetune_top_layers)
+            if c.speech_layers == "weighted":
+                self.speech_layer_logits = nn.Parameter(torch.zeros(n_hidden_states(self.speech_encoder)))
             self.speech_proj = Projection(self.speech_encoder.config.hidden_size, c.d_model)
         if c.uses_text:
             load = (pretrained or (c.freeze_text_encoder and load_frozen)) and c.text_encoder is not None
@@ -207,14 +269,46 @@ class MGCMA(nn.Module):
 
     # -- encoders ---------------------------------------------------------------------------
     def encode_speech(self, audio, audio_mask):
-        """audio: (B, N) float at 16 kHz, audio_mask: (B, N) bool -> (B, Ts, D_enc), (B, Ts) bool."""
-        enc = self.speech_encoder
-        lengths = audio_mask.sum(-1)
-        frame_lengths = enc._get_feat_extract_output_lengths(lengths)
+        """audio: (B, N) float at 16 kHz, audio_mask: (B, N) bool -> (B, Ts, D_enc) frames, or
+        (B, Ts, L, D_enc) every hidden state when speech_layers is "weighted"; and (B, Ts) bool.
+        Rows without audio (an all-False mask) are not encoded: their frames are masked zeros."""
+        present = audio_mask.any(-1)
+        weighted = self.config.speech_layers == "weighted"
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_speech_encoder):
-            hidden = enc(audio, attention_mask=audio_mask.long()).last_hidden_state
-        frames = torch.arange(hidden.shape[1], device=hidden.device)
-        return hidden, frames[None, :] < frame_lengths[:, None]
+            if present.any():
+                hidden, mask = self.run_speech_encoder(audio[present], audio_mask[present], weighted)
+            else:
+                d = self.speech_encoder.config.hidden_size
+                shape = (0, 1, n_hidden_states(self.speech_encoder), d) if weighted else (0, 1, d)
+                hidden, mask = audio.new_zeros(shape), audio_mask.new_zeros(0, 1)
+        full = hidden.new_zeros(len(audio), *hidden.shape[1:])
+        full[present] = hidden
+        full_mask = mask.new_zeros(len(audio), mask.shape[1])
+        full_mask[present] = mask
+        return full, full_mask
+
+    def run_speech_encoder(self, audio, audio_mask, weighted: bool):
+        enc = self.speech_encoder
+        if isinstance(enc, WhisperAudioEncoder):
+            out = enc.forward_audio(audio, audio_mask, output_hidden_states=weighted)
+            states = (*out.hidden_states, out.last_hidden_state) if weighted else None
+            hidden, mask = out.last_hidden_state, out.mask
+        else:
+            out = enc(audio, attention_mask=audio_mask.long(), output_hidden_states=weighted)
+            states, hidden = out.hidden_states, out.last_hidden_state
+            frame_lengths = enc._get_feat_extract_output_lengths(audio_mask.sum(-1))
+            mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frame_lengths[:, None]
+        if weighted:
+            hidden = torch.stack(states, dim=2)                                # (B, Ts, L, D)
+        return hidden, mask
+
+    def mix_layers(self, features):
+        """(B, Ts, L, D) every hidden state -> (B, Ts, D) by the learned softmax weights. Each
+        state is layer-normalised first: their scales differ by orders of magnitude (SUPERB does the same)."""
+        if features.dim() == 3:
+            return features
+        w = self.speech_layer_logits.softmax(0).to(features.dtype)
+        return torch.einsum("btld,l->btd", F.layer_norm(features, features.shape[-1:]), w)
 
     def encode_text(self, input_ids, text_mask):
         """input_ids, text_mask: (B, Tt) -> (B, Tt, D_enc)."""
@@ -223,15 +317,18 @@ class MGCMA(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, audio=None, audio_mask=None, input_ids=None, text_mask=None, labels=None,
-                speech_features=None, speech_mask=None, text_features=None):
+                speech_features=None, speech_mask=None, text_features=None, text_keys=None):
         """Raw inputs (audio, input_ids) or cached encoder outputs (speech_features with
-        speech_mask, text_features with text_mask), as when the encoders are frozen."""
+        speech_mask, text_features with text_mask), as when the encoders are frozen.
+        A row with an all-False speech or text mask lacks that modality.
+        text_keys: (B,) equal for identical transcripts (the "text" positives of the pair losses)."""
         c, out = self.config, {}
         if c.uses_speech:
             if speech_features is None:
                 speech_features, speech_mask = self.encode_speech(audio, audio_mask.bool())
-            speech = self.speech_proj(speech_features)                     # (B, Ts, d)
+            speech = self.speech_proj(self.mix_layers(speech_features))    # (B, Ts, d)
             out["speech_mask"] = speech_mask = speech_mask.bool()
+            out["speech_present"] = speech_mask.any(-1)
             out["speech_pooled"] = out["speech_fused"] = masked_mean(speech, speech_mask)
         if c.uses_text:
             text_mask = text_mask.bool()
@@ -239,45 +336,75 @@ class MGCMA(nn.Module):
                 text_features = self.encode_text(input_ids, text_mask)
             text = self.text_proj(text_features)                           # (B, Tt, d)
             out["text_mask"] = text_mask
+            out["text_present"] = text_mask.any(-1)
             out["text_pooled"] = out["text_fused"] = masked_mean(text, text_mask)
-        fusion = [out[k] for k in ("speech_fused", "text_fused") if k in out]
         if c.use_token:
             s_al, t_al, out["speech_to_text_attn"], out["text_to_speech_attn"] = \
                 self.token_align(speech, speech_mask, text, text_mask)
             out["speech_fused"] = masked_mean(s_al, speech_mask)
             out["text_fused"] = masked_mean(t_al, text_mask)
-            fusion = [out["speech_fused"], out["text_fused"]]
-        losses = {}
         if c.use_dist:
             out["mu_speech"], out["sigma_speech"] = self.speech_dist(out["speech_pooled"])
             out["mu_text"], out["sigma_text"] = self.text_dist(out["text_pooled"])
             out["w2"] = w2_distance(out["mu_speech"], out["sigma_speech"], out["mu_text"], out["sigma_text"])
             out["sim"] = w2_similarity(out["w2"], self.log_tau_dist.exp())
-            fusion += [out["mu_speech"], out["mu_text"]]
-        logits = self.classifier(torch.cat([f.to(fusion[0].dtype) for f in fusion], dim=-1))
+        logits = self.classifier(self.fusion(out))
+        losses = {}
         if labels is not None:
-            losses = self.compute_losses(out, logits, labels)
+            losses = self.compute_losses(out, logits, labels, text_keys)
         total = None
         if losses:
             total = (losses["ce"] + c.lambda_dist * losses.get("dist", 0.0)
                      + c.lambda_inst * losses.get("inst", 0.0) + c.lambda_kl * losses.get("kl", 0.0))
         return MGCMAOutput(logits=logits, loss=total, losses=losses, **out)
 
-    def compute_losses(self, out, logits, labels):
+    def fusion(self, out: dict) -> torch.Tensor:
+        """concat(speech, text, mu_speech, mu_text) -> (B, fusion_dim); a missing modality's
+        vectors are zeros, so one classifier answers from either modality alone or both."""
+        parts = []
+        for name in ("speech", "text"):
+            if f"{name}_fused" not in out:
+                continue
+            keep = out[f"{name}_present"].to(out[f"{name}_fused"].dtype)[:, None]
+            parts.append((name, out[f"{name}_fused"] * keep, keep))
+        vectors = [v for _, v, _ in parts]
+        if self.config.use_dist:
+            vectors += [out[f"mu_{name}"] * keep.to(out[f"mu_{name}"].dtype) for name, _, keep in parts]
+        return torch.cat([v.to(vectors[0].dtype) for v in vectors], dim=-1)
+
+    def positive_keys(self, kind: str, labels, text_keys):
+        """(B,) keys whose equality marks positive pairs, or None for each clip with its own text."""
+        if kind == "label":
+            return labels
+        if kind == "text" and text_keys is not None:
+            return text_keys
+        return None
+
+    def compute_losses(self, out, logits, labels, text_keys=None):
+        """Cross-entropy on every row; the pair losses on rows that have both modalities."""
         c = self.config
         losses = {"ce": F.cross_entropy(logits.float(), labels)}
+        if c.modality != "both":
+            return losses
+        both = out["speech_present"] & out["text_present"]
         if c.use_dist:
-            positives = labels if c.dist_positives == "label" else None
-            losses["dist"] = info_nce(out["sim"], positives)
-            losses["kl"] = 0.5 * (gaussian_kl_to_standard(out["mu_speech"], out["sigma_speech"])
-                                  + gaussian_kl_to_standard(out["mu_text"], out["sigma_text"]))
+            keys = self.positive_keys(c.dist_positives, labels, text_keys)
+            losses["dist"] = info_nce(out["sim"][both][:, both], None if keys is None else keys[both],
+                                      one_target=c.dist_positives == "text")
+            kl = [gaussian_kl_to_standard(out[f"mu_{n}"][out[f"{n}_present"]], out[f"sigma_{n}"][out[f"{n}_present"]])
+                  for n in ("speech", "text") if out[f"{n}_present"].any()]
+            losses["kl"] = 0.5 * sum(kl) if kl else logits.new_zeros(())
         if c.use_inst:
-            losses["inst"], _, _ = self.instance_align(out["speech_pooled"], out["text_pooled"])
+            keys = self.positive_keys(c.inst_positives, labels, text_keys)
+            losses["inst"], _, _ = self.instance_align(out["speech_pooled"][both], out["text_pooled"][both],
+                                                       None if keys is None else keys[both], c.inst_positives == "text")
         return losses
 
     @property
     def frame_seconds(self) -> float:
-        """Seconds between speech frames (the product of the CNN strides over 16 kHz)."""
+        """Seconds between speech frames (Whisper: 20 ms; wav2vec2: the product of its CNN strides)."""
+        if isinstance(self.speech_encoder, WhisperAudioEncoder):
+            return 0.02
         return float(math.prod(self.speech_encoder.config.conv_stride)) / SAMPLE_RATE
 
     def num_parameters(self, trainable_only=False):

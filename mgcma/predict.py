@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from .asr import ASRError, load_asr
-from .audio import SAMPLE_RATE, AudioError, AudioLimits, load_audio, prepare_waveform
+from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
+SYNTHETIC_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "synthetic"                         # the eSpeak corpus, for alignment analysis
 MAX_TEXT_CHARS = 2000
 
 
@@ -44,11 +45,13 @@ class Prediction:
     output: MGCMAOutput | None = None    # the full forward output (batch of one, on the CPU)
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    answers: dict[str, dict[str, float]] = field(default_factory=dict)  # "speech" / "text" / "both" -> probabilities
 
     def to_json(self) -> dict:
         return dict(label=self.label, probabilities=self.probabilities, transcript=self.transcript,
                     transcript_source=self.transcript_source, w2=self.w2, sim=self.sim,
-                    audio_seconds=self.audio_seconds, timings_ms=self.timings_ms, warnings=self.warnings)
+                    audio_seconds=self.audio_seconds, answers=self.answers, timings_ms=self.timings_ms,
+                    warnings=self.warnings)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -72,7 +75,14 @@ class EmotionRecognizer:
 
     def load(self, audio) -> tuple[np.ndarray, list[str]]:
         """A path, a (sample_rate, array) pair as Gradio gives it, or a 16 kHz array
-        -> (16 kHz waveform, notes such as a crop warning)."""
+        -> (16 kHz waveform as the model hears it, notes such as a crop warning)."""
+        wave, notes = self.load_raw(audio)
+        if self.config.hygiene is not None:
+            wave = clean_speech(wave, self.config.hygiene)   # as in training: trimmed, level-normalised
+        return wave, notes
+
+    def load_raw(self, audio) -> tuple[np.ndarray, list[str]]:
+        """As `load`, before the model's clean-up (silence trim, loudness)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if isinstance(audio, (str, Path)):
@@ -94,13 +104,18 @@ class EmotionRecognizer:
             raise ASRError(f"the speech recogniser failed ({e.__class__.__name__}: {e}); type the transcript instead") from None
 
     @torch.inference_mode()
-    def predict(self, audio, text: str | None = None) -> Prediction:
+    def predict(self, audio, text: str | None = None, use_asr: bool = True) -> Prediction:
+        """The emotion of one clip. Without text the ASR writes it (use_asr=False: the voice alone
+        answers). A two-modality model also answers from the voice only and the words only."""
         timings = {}
         start = time.perf_counter()
         wave, notes = self.load(audio)
         timings["load"] = 1000 * (time.perf_counter() - start)
         source = "user"
-        if self.config.uses_text and not (text and text.strip()):
+        if self.config.uses_text and not (text and text.strip()) and use_asr and self.asr is None and self.config.uses_speech:
+            notes.append("no transcript and no speech recogniser (--asr none): the answer comes from the voice alone")
+            use_asr = False
+        if self.config.uses_text and not (text and text.strip()) and use_asr:
             start = time.perf_counter()
             text, source = self.transcribe(wave), "asr"
             timings["asr"] = 1000 * (time.perf_counter() - start)
@@ -111,34 +126,60 @@ class EmotionRecognizer:
             notes.append(f"the transcript has {len(text)} characters; the model reads its first "
                          f"{self.config.max_text_tokens} tokens")
             text = text[:MAX_TEXT_CHARS]
+        if not text and self.config.modality == "text":
+            raise InputError("this model reads words only, and there are none: type the transcript")
         start = time.perf_counter()
-        out, words, offsets = self.forward(wave, text)
+        answers, words, offsets = self.forward(wave, text)
         timings["model"] = 1000 * (time.perf_counter() - start)
-        probs = out.probs[0].tolist()
+        main = "both" if "both" in answers else next(iter(answers))
+        out = answers[main]
         labels = self.config.labels
+        probabilities = {m: {k: float(p) for k, p in zip(labels, o.probs[0].tolist())} for m, o in answers.items()}
+        probs = probabilities[main]
         return Prediction(
-            label=labels[int(np.argmax(probs))], probabilities={k: float(p) for k, p in zip(labels, probs)},
-            transcript=text, transcript_source=source if self.config.uses_text else "none",
-            w2=None if out.w2 is None else float(out.w2[0, 0]),
-            sim=None if out.sim is None else float(out.sim[0, 0]),
-            audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings, warnings=notes)
+            label=max(probs, key=probs.get), probabilities=probs,
+            transcript=text, transcript_source=(source if text else "none") if self.config.uses_text else "none",
+            w2=None if out.w2 is None or not text else float(out.w2[0, 0]),
+            sim=None if out.sim is None or not text else float(out.sim[0, 0]),
+            audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings,
+            warnings=notes, answers=probabilities if len(answers) > 1 else {})
 
-    def forward(self, wave: np.ndarray, text: str):
-        """-> (output, tokens, their character offsets in text)."""
+    def forward(self, wave: np.ndarray | None, text: str):
+        """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
+        The encoders run once; each answer hides the other modality with its mask."""
         inputs, words, offsets = {}, [], []
-        if self.config.uses_speech:
-            audio = torch.from_numpy(wave)[None].to(self.device)
-            inputs.update(audio=audio, audio_mask=torch.ones_like(audio, dtype=torch.bool))
-        if self.config.uses_text:
-            enc = self.tokenizer([text], truncation=True, max_length=self.config.max_text_tokens,
-                                 return_tensors="pt", return_offsets_mapping=True)
-            offsets = [tuple(o) for o in enc["offset_mapping"][0].tolist()]
-            inputs.update(input_ids=enc["input_ids"].to(self.device), text_mask=enc["attention_mask"].bool().to(self.device))
-            words = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None
         with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-            out = self.model(**inputs)
-        return to_cpu(out), words, offsets
+            if self.config.uses_speech:
+                audio = torch.zeros(1, 1) if wave is None else torch.from_numpy(wave)[None]
+                mask = torch.full_like(audio, wave is not None, dtype=torch.bool)
+                inputs["speech_features"], inputs["speech_mask"] = self.model.encode_speech(audio.to(self.device), mask.to(self.device))
+            if self.config.uses_text:
+                enc = self.tokenizer([text], truncation=True, max_length=self.config.max_text_tokens,
+                                     return_tensors="pt", return_offsets_mapping=True)
+                offsets = [tuple(o) for o in enc["offset_mapping"][0].tolist()] if text else []
+                words = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0]) if text else []
+                text_mask = enc["attention_mask"].bool().to(self.device) & bool(text)
+                inputs["text_features"] = self.model.encode_text(enc["input_ids"].to(self.device), text_mask)
+                inputs["text_mask"] = text_mask
+            answers = {}
+            for modality in self.available(wave, text):
+                shown = dict(inputs)
+                if modality == "speech" and "text_mask" in shown:
+                    shown["text_mask"] = torch.zeros_like(shown["text_mask"])
+                if modality == "text" and "speech_mask" in shown:
+                    shown["speech_mask"] = torch.zeros_like(shown["speech_mask"])
+                answers[modality] = to_cpu(self.model(**shown))
+        return answers, words, offsets
+
+    def available(self, wave, text) -> list[str]:
+        """The answers this model can give for this input, the main one first."""
+        c = self.config
+        if c.modality != "both":
+            return ["both"]
+        if wave is not None and text:
+            return ["both", "speech", "text"]
+        return ["both"]
 
 
 def to_cpu(out: MGCMAOutput) -> MGCMAOutput:
@@ -155,11 +196,16 @@ def main(argv=None) -> int:
     parser.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--segments", action="store_true",
+                        help="a long recording: split it into utterances by voice activity and classify each")
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="with --segments: refuse longer recordings")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # stderr carries the one-line error and nothing else
     try:
         recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
+        if args.segments:
+            return print_segments(recognizer, args)
         result = recognizer.predict(args.audio, args.text)
     except (AudioError, InputError, CheckpointError, ASRError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -173,6 +219,20 @@ def main(argv=None) -> int:
             print(f"W2(speech, text) = {result.w2:.3f}, Sim = {result.sim:.3f}")
         for note in result.warnings:
             print(f"note: {note}")
+    return 0
+
+
+def print_segments(recognizer, args) -> int:
+    from tqdm import tqdm
+    from .segments import SegmentConfig, classify_segments
+    cfg = SegmentConfig(max_seconds=60 * args.max_minutes)
+    with tqdm(total=100, desc="recording", unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} %") as bar:
+        segments = classify_segments(recognizer, args.audio, cfg, lambda done, total: bar.update(100 * done / total - bar.n))
+    if args.json:
+        print(json.dumps({"segments": segments}, indent=2))
+    else:
+        for s in segments:
+            print(f"{s['start']:8.2f}-{s['end']:8.2f} s  {s['label']:<8}  {s['text']}")
     return 0
 
 

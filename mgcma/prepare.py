@@ -1,6 +1,8 @@
 """Prepare data once, so that training runs skip parsing and synthesis.
 
   python -m mgcma.prepare iemocap IEMOCAP_ROOT --out manifest.csv
+  python -m mgcma.prepare ravdess DIR --out ravdess.csv [--classes 4|8] [--test-actors 19-24]
+  python -m mgcma.prepare goemotions DIR --out goemotions.csv
   python -m mgcma.prepare synthetic --out DIR [--size N] [--seed S]
   python -m mgcma.prepare manifest IN.csv --out OUT.csv [--asr SPEC]   (fills empty transcripts)
 """
@@ -12,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .corpora import parse_actors, read_goemotions, read_ravdess
 from .data import read_iemocap, read_manifest, write_manifest
 from .synthetic import SyntheticConfig, generate
 
@@ -37,6 +40,14 @@ def main(argv=None) -> int:
     iemocap = sub.add_parser("iemocap", help="parse IEMOCAP_full_release/ into a manifest")
     iemocap.add_argument("root", type=Path, help="the IEMOCAP_full_release folder")
     iemocap.add_argument("--out", type=Path, default=Path("iemocap_manifest.csv"), help="manifest (.csv or .jsonl)")
+    ravdess = sub.add_parser("ravdess", help="RAVDESS speech: the shared folder (manifest.csv) or the original WAVs")
+    ravdess.add_argument("root", type=Path, help="folder with manifest.csv, or with Actor_XX/03-01-...wav files")
+    ravdess.add_argument("--out", type=Path, default=Path("ravdess.csv"), help="manifest (.csv or .jsonl)")
+    ravdess.add_argument("--classes", type=int, choices=[4, 8], default=4, help="4: neutral/happy/angry/sad (calm dropped)")
+    ravdess.add_argument("--test-actors", default="19-24", help="actors whose rows get split=test (the rest: train)")
+    goemotions = sub.add_parser("goemotions", help="GoEmotions text (train/validation/test.csv), text-only rows")
+    goemotions.add_argument("root", type=Path, help="folder with train.csv, validation.csv, test.csv")
+    goemotions.add_argument("--out", type=Path, default=Path("goemotions.csv"), help="manifest (.csv or .jsonl)")
     synth = sub.add_parser("synthetic", help="synthesise the offline eSpeak NG corpus")
     synth.add_argument("--out", type=Path, default=Path("data/synthetic"), help="output folder")
     synth.add_argument("--size", type=int, default=SyntheticConfig.size, help="number of utterances")
@@ -52,6 +63,12 @@ def main(argv=None) -> int:
     try:
         if args.source == "iemocap":
             records = read_iemocap(args.root)
+            path = write_manifest(records, args.out)
+        elif args.source == "ravdess":
+            records = read_ravdess(args.root, args.classes, parse_actors(args.test_actors))
+            path = write_manifest(records, args.out)
+        elif args.source == "goemotions":
+            records = read_goemotions(args.root)
             path = write_manifest(records, args.out)
         elif args.source == "manifest":
             records = fill_transcripts(read_manifest(args.path), args.asr)

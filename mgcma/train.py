@@ -20,19 +20,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .audio import AudioLimits
-from .checkpoint import atomic_write, load_model, load_tokenizer, save_model, unstored_encoders
-from .config import IEMOCAP_LABELS, preset
-from .data import (BucketSampler, Collator, UtteranceDataset, leave_one_group_out, read_iemocap,
+from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
+from .run_files import ResumeError, load_state, plot_curves, save_state, summarise
+from .config import IEMOCAP_LABELS, POSITIVES, PRESETS, preset
+from .augment import AugmentConfig, Augmenter
+from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, leave_one_group_out, read_iemocap,
                    read_manifest, validation_split)
-from .metrics import classification_metrics
 from .model import MGCMA
+from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, selection_score
 
 log = logging.getLogger("mgcma.train")
 
@@ -44,15 +45,23 @@ class TrainingError(RuntimeError):
 @dataclass
 class TrainConfig:
     data: str = "synthetic"            # synthetic | iemocap | manifest
-    data_path: str | None = None       # synthetic: cache folder; iemocap: root or its manifest; manifest: file
+    data_path: str | None = None       # synthetic: cache folder; iemocap: root or its manifest; manifest: file(s), comma-separated
+    corpus_weights: str = ""           # mixed manifests: NAME=W,... (W x the corpus's size per epoch; NAME = the manifest's file stem)
+    balance_classes: bool = False      # draw every class of a corpus equally often in training
+    protocol: str = "auto"             # folds (leave one group out) | split (the manifests' split column) | auto: split where every row has one
     synthetic_size: int = 3000         # utterances in the synthetic corpus
-    preset: str = "tiny"               # paper | tiny | test (see mgcma/config.py)
+    preset: str = "tiny"               # paper | whisper-tiny | whisper-base | tiny | test | test-whisper (mgcma/config.py)
     modality: str = "both"             # both | speech | text (unimodal baselines)
     use_dist: bool = True              # distribution-level alignment
     use_token: bool = True             # token-level alignment
     use_inst: bool = True              # instance-level alignment
     lambda_dist: float | None = None   # weight of the distribution loss (None: the preset's, 0.5)
     lambda_inst: float | None = None   # weight of the instance loss (None: the preset's, 0.5)
+    dist_positives: str = ""           # pair | text | label ("": the preset's)
+    inst_positives: str = ""           # pair | text | label ("": the preset's)
+    modality_dropout: float = 0.0      # share of paired training rows that lose their speech or their text (answers from one modality)
+    augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
+    finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     folds: str = "all"                 # "all" or comma-separated fold numbers (0-based)
     epochs: int = 15                   # epochs per fold
     max_steps: int | None = None       # per fold; overrides epochs
@@ -86,80 +95,86 @@ def load_records(cfg: TrainConfig):
         path = Path(cfg.data_path)
         records = read_manifest(path) if path.is_file() else read_iemocap(path, report=log.info)
         return records, list(IEMOCAP_LABELS)
-    if cfg.data == "manifest":
-        if cfg.data_path is None:
-            raise TrainingError("--data manifest needs --data-path FILE.csv|FILE.jsonl")
-        records = read_manifest(cfg.data_path)
-        missing = [r.id for r in records if not r.text.strip()]
-        if missing and cfg.modality != "speech":
-            raise TrainingError(f"{len(missing)} utterances have no transcript (e.g. {missing[0]}); "
-                                "fill the text column first")
-        return records, sorted({r.label for r in records})
-    raise TrainingError(f"unknown --data {cfg.data!r}: synthetic, iemocap or manifest")
+    if cfg.data != "manifest":
+        raise TrainingError(f"unknown --data {cfg.data!r}: synthetic, iemocap or manifest")
+    if cfg.data_path is None:
+        raise TrainingError("--data manifest needs --data-path FILE.csv|FILE.jsonl[,FILE2...]")
+    records = [r for path in cfg.data_path.split(",") for r in read_manifest(path.strip())]
+    usable = [r for r in records if (r.has_audio or cfg.modality == "text") and (r.has_text or cfg.modality == "speech")
+              or cfg.modality == "both"]
+    if len(usable) < len(records):
+        log.info(f"{len(records) - len(usable)} records lack the {cfg.modality} modality and are left out")
+    log.info(f"{sum(not r.has_text for r in usable)} records without text, {sum(not r.has_audio for r in usable)} "
+             f"without audio: each is trained on the modality it has")
+    names = {r.label for r in usable}
+    return usable, (list(IEMOCAP_LABELS) if names == set(IEMOCAP_LABELS) else sorted(names))
+
+
+def parse_weights(spec: str) -> dict[str, float]:
+    weights = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise TrainingError(f"--corpus-weights wants NAME=WEIGHT,...; got {part!r}") from None
+        if not sep or weights[name] < 0:
+            raise TrainingError(f"--corpus-weights wants NAME=WEIGHT with WEIGHT >= 0; got {part!r}")
+    return weights
+
+
+def make_folds(cfg: TrainConfig, records) -> list[tuple[str, list[int], list[int], list[int] | None]]:
+    """-> [(test name, train, test, validation or None: drawn from the training speakers)].
+    `split`: the manifests' train / validation / test rows, one run. `folds`: leave one group out."""
+    protocol = cfg.protocol
+    if protocol == "auto":
+        protocol = "split" if all(r.split for r in records) else "folds"
+    if protocol == "folds":
+        return [(name, train, test, None) for name, train, test in leave_one_group_out(records)]
+    if protocol != "split":
+        raise TrainingError(f"--protocol must be auto, folds or split; got {cfg.protocol!r}")
+    if not all(r.split for r in records):
+        raise TrainingError("--protocol split needs a split (train/validation/test) on every manifest row")
+    rows = {k: [i for i, r in enumerate(records) if r.split == k] for k in ("train", "validation", "test")}
+    # corpora with no validation rows give whole speakers of their training side
+    with_val = {records[i].corpus for i in rows["validation"]}
+    rest = [i for i in rows["train"] if records[i].corpus not in with_val]
+    train, val = validation_split(records, rest, cfg.val_fraction, cfg.seed)
+    train += [i for i in rows["train"] if records[i].corpus in with_val]
+    return [("split", sorted(train), rows["test"], sorted(val + rows["validation"]))]
 
 
 def model_config(cfg: TrainConfig, labels):
     unimodal = cfg.modality != "both"
     overrides = dict(labels=labels, modality=cfg.modality, use_dist=cfg.use_dist and not unimodal,
                      use_token=cfg.use_token and not unimodal, use_inst=cfg.use_inst and not unimodal)
-    for name in ("lambda_dist", "lambda_inst"):
-        if getattr(cfg, name) is not None:
+    for name in ("lambda_dist", "lambda_inst", "dist_positives", "inst_positives"):
+        if getattr(cfg, name) not in (None, ""):
             overrides[name] = getattr(cfg, name)
+    if cfg.finetune_top_layers:
+        overrides.update(finetune_top_layers=cfg.finetune_top_layers, freeze_speech_encoder=False)
     if cfg.freeze_encoders:
         overrides.update(freeze_speech_encoder=True, freeze_text_encoder=True)
     return preset(cfg.preset, **overrides)
 
 
-def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed):
+def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training=False):
+    """Training loaders draw by corpus weights and hear augmented views; the others are plain."""
     subset = [records[i] for i in indices]
-    dataset = UtteranceDataset(subset, model.config.labels, AudioLimits(max_seconds=cfg.max_seconds))
-    sampler = BucketSampler(dataset.durations(), cfg.batch_size, shuffle=shuffle, seed=seed)
+    views, augment, draw = 1, None, None
+    if training and cfg.augment_views > 1 and model.config.uses_speech:
+        babble = [r.path for r in subset if r.path is not None][:400]   # training speakers only
+        views, augment = cfg.augment_views, Augmenter(AugmentConfig(views=cfg.augment_views), babble)
+    if training and (cfg.corpus_weights or cfg.balance_classes):
+        draw = CorpusMixture(subset, parse_weights(cfg.corpus_weights), cfg.balance_classes, seed)
+    dataset = UtteranceDataset(subset, model.config.labels, AudioLimits(max_seconds=cfg.max_seconds),
+                               hygiene=model.config.hygiene, views=views, augment=augment, seed=seed)
+    sampler = BucketSampler(dataset.durations(), cfg.batch_size, shuffle=shuffle, seed=seed, views=views, draw=draw)
     collate = Collator(tokenizer, model.config.max_text_tokens)
     # its own generator: worker seeding must not draw on the global RNG that dropout uses,
     # or a resumed run would diverge from an uninterrupted one
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
                       generator=torch.Generator().manual_seed(seed))
-
-
-class FeatureCache:
-    """Outputs of frozen encoders per utterance, computed once (an epoch then costs only the heads)."""
-
-    def __init__(self):
-        self.store = {}
-
-    def get(self, keys, compute):
-        """keys: list of ints; compute() -> (features (B, T, D), mask (B, T)) for the whole batch."""
-        if any(k not in self.store for k in keys):
-            feats, mask = compute()
-            for k, f, m in zip(keys, feats, mask):
-                self.store[k] = f[m].detach()
-        feats = [self.store[k] for k in keys]
-        n = max(f.shape[0] for f in feats)
-        out = feats[0].new_zeros(len(feats), n, feats[0].shape[-1])
-        mask = torch.zeros(len(feats), n, dtype=torch.bool, device=out.device)
-        for i, f in enumerate(feats):
-            out[i, :len(f)], mask[i, :len(f)] = f, True
-        return out, mask
-
-
-def model_inputs(model, batch, caches):
-    """Raw inputs, or cached features in place of frozen encoders."""
-    c, keys = model.config, batch["index"].tolist()
-    inputs = dict(labels=batch["labels"])
-    if c.uses_speech:
-        if "speech" in caches:
-            inputs["speech_features"], inputs["speech_mask"] = caches["speech"].get(
-                keys, lambda: model.encode_speech(batch["audio"], batch["audio_mask"]))
-        else:
-            inputs.update(audio=batch["audio"], audio_mask=batch["audio_mask"])
-    if c.uses_text:
-        if "text" in caches:
-            feats, _ = caches["text"].get(keys, lambda: (model.encode_text(batch["input_ids"], batch["text_mask"]),
-                                                         batch["text_mask"]))
-            inputs.update(text_features=feats, text_mask=batch["text_mask"])
-        else:
-            inputs.update(input_ids=batch["input_ids"], text_mask=batch["text_mask"])
-    return inputs
 
 
 # ----------------------------------------------------------------------------- optimisation
@@ -188,31 +203,16 @@ def warmup_cosine(optimizer, total_steps: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@torch.no_grad()
-def evaluate(model, loader, caches, accelerator) -> dict:
-    model.eval()
-    preds, targets, losses = [], [], []
-    for batch in loader:
-        with accelerator.autocast():
-            out = model(**model_inputs(accelerator.unwrap_model(model), batch, caches))
-        pred, target = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"]))
-        preds.append(pred.cpu())
-        targets.append(target.cpu())
-        losses.append(out.losses["ce"].item())
-    labels = accelerator.unwrap_model(model).config.labels
-    metrics = classification_metrics(torch.cat(targets).numpy(), torch.cat(preds).numpy(), labels)
-    metrics["loss"] = float(np.mean(losses))
-    return metrics
-
-
 def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps):
     model.train()
     total, ce, count = 0.0, 0.0, 0
     for batch in loader:
         if max_steps is not None and step >= max_steps:
             break
+        inputs = model_inputs(accelerator.unwrap_model(model), batch, caches)
+        drop_modalities(inputs, cfg.modality_dropout)
         with accelerator.autocast():
-            out = model(**model_inputs(accelerator.unwrap_model(model), batch, caches))
+            out = model(**inputs)
         if not torch.isfinite(out.loss):
             terms = ", ".join(f"{k}={v.item():.4g}" for k, v in out.losses.items())
             raise TrainingError(f"the loss is not finite at step {step} ({terms}); the run is stopped "
@@ -229,71 +229,21 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
     return total / max(count, 1), ce / max(count, 1), step
 
 
-# ------------------------------------------------------------------------------ state on disk
-def save_state(path: Path, model, optimizer, scheduler, progress: dict) -> None:
-    """Everything to continue exactly where an epoch ended; frozen encoders are not copied."""
-    skipped = unstored_encoders(model)
-    state = dict(
-        model={k: v for k, v in model.state_dict().items() if not any(k.startswith(f"{n}_encoder.") for n in skipped)},
-        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), progress=progress,
-        torch_rng=torch.get_rng_state(), python_rng=random.getstate())
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_state(path: Path, model, optimizer, scheduler) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # data only, never code
-    except Exception as e:  # a truncated or foreign file
-        raise TrainingError(f"cannot resume from {path}: the file is corrupt ({e.__class__.__name__}: {e}). "
-                            "Delete it to restart this fold from scratch.") from None
-    model.load_state_dict(state["model"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state["python_rng"]))
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["progress"]
-
-
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [h["epoch"] + 1 for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o--", color="grey", label="train, total (with alignment losses)")
-    ax1.plot(epochs, [h["train_ce"] for h in history], "o-", label="train, cross-entropy")
-    ax1.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation, cross-entropy")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax2.plot(epochs, [100 * h["val_UA"] for h in history], "o-", label="validation UA")
-    ax2.plot(epochs, [100 * h["val_WA"] for h in history], "s--", label="validation WA")
-    ax2.set(xlabel="epoch", ylabel="%", title="validation accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------------------ folds
-def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerator) -> dict:
+def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerator, val_idx=None) -> dict:
     fold_dir = Path(cfg.out) / f"fold-{fold_id}"
     metrics_path, state_path = fold_dir / "metrics.json", fold_dir / "state.pt"
     if cfg.resume and metrics_path.is_file():
         log.info(f"fold {fold_id}: already finished, kept")
         return json.loads(metrics_path.read_text())
     fold_dir.mkdir(parents=True, exist_ok=True)
-    train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
+    if val_idx is None:
+        train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
     torch.manual_seed(cfg.seed + fold_id)
     random.seed(cfg.seed + fold_id)
     model = MGCMA(model_config(cfg, labels))
     tokenizer = load_tokenizer(model.config)
-    train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id)
+    train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, training=True)
     val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
@@ -319,12 +269,14 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         start = time.time()
         train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
                                                    accelerator, cfg, bar, progress["step"], total)
-        val = evaluate(model, val_loader, val_caches, accelerator)
+        scores = evaluate(model, val_loader, val_caches, accelerator, [records[i].corpus for i in val_idx])
+        val = dict(scores["both"], UA=selection_score(scores))   # mixed corpora: each corpus counts once
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], seconds=time.time() - start))
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
+        per_corpus = ", ".join(f"{c or 'all'} {100 * m['UA']:.1f}" for c, m in scores["both"]["corpora"].items())
         log.info(f"fold {fold_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
-                 f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f}")
+                 f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f} ({per_corpus})")
         progress["epoch"] = epoch + 1
         if accelerator.is_main_process:
             if val["UA"] > progress["best_UA"]:  # selection on validation UA only
@@ -337,40 +289,34 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
 
 
 def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator) -> dict:
-    """The one evaluation on the test fold, with the model selected on validation."""
+    """The one evaluation on the test fold, with the model selected on validation: over all
+    test records and per corpus, from both modalities and (a two-modality model) from each alone."""
     best = load_model(fold_dir / "best", accelerator.device)
     test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0)
     test_loader = accelerator.prepare(test_loader)
-    test = evaluate(best, test_loader, {}, accelerator)
+    modalities = MODALITIES if best.config.modality == "both" else ("both",)
+    scores = evaluate(best, test_loader, {}, accelerator, [records[i].corpus for i in test_idx], modalities)
+    test = scores["both"]
     metrics = dict(fold=fold_id, test_group=name, WA=test["WA"], UA=test["UA"], recall=test["recall"],
                    confusion_matrix=test["confusion_matrix"], labels=test["labels"], n_test=test["n"],
+                   by_modality={m: {k: v for k, v in sc.items() if k != "loss"} for m, sc in scores.items()},
                    best_epoch=progress["best_epoch"], best_val_UA=progress["best_UA"],
                    history=progress["history"], config=dataclasses.asdict(cfg))
     if accelerator.is_main_process:
         atomic_write(fold_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
-        plot_curves(progress["history"], fold_dir / "curves.png",
-                    f"fold {fold_id} (test: {name}); test UA {100 * test['UA']:.1f} %, WA {100 * test['WA']:.1f} %")
+        plot_curves(progress["history"], fold_dir / "curves.png", curves_title(fold_id, name, test))
     log.info(f"fold {fold_id}: test UA {100 * test['UA']:.2f} %, WA {100 * test['WA']:.2f} % "
              f"(model of epoch {progress['best_epoch']})")
     return metrics
 
 
-def summarise(cfg: TrainConfig, fold_metrics: list[dict]) -> dict:
-    ua = np.array([m["UA"] for m in fold_metrics])
-    wa = np.array([m["WA"] for m in fold_metrics])
-    summary = dict(folds=[{k: m[k] for k in ("fold", "test_group", "WA", "UA", "n_test", "best_epoch")}
-                          for m in fold_metrics],
-                   WA_mean=float(wa.mean()), WA_std=float(wa.std()), UA_mean=float(ua.mean()),
-                   UA_std=float(ua.std()), config=dataclasses.asdict(cfg))
-    rows = ["| fold | test group | n | WA % | UA % |", "| --- | --- | --- | --- | --- |"]
-    rows += [f"| {m['fold']} | {m['test_group']} | {m['n_test']} | {100 * m['WA']:.2f} | {100 * m['UA']:.2f} |"
-             for m in fold_metrics]
-    rows.append(f"| mean +- std | | | {100 * wa.mean():.2f} +- {100 * wa.std():.2f} | "
-                f"{100 * ua.mean():.2f} +- {100 * ua.std():.2f} |")
-    out = Path(cfg.out)
-    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
-    atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text("\n".join(rows) + "\n"))
-    return summary
+def curves_title(fold_id, name, test: dict) -> str:
+    """Test UA per corpus when there are several (validation UA, plotted, is their mean)."""
+    corpora = {c: m for c, m in test.get("corpora", {}).items() if c}
+    if len(corpora) > 1:
+        per = ", ".join(f"{c} {100 * m['UA']:.1f}" for c, m in corpora.items())
+        return f"fold {fold_id} (test: {name}); test UA % {per}; validation UA = mean over corpora"
+    return f"fold {fold_id} (test: {name}); test UA {100 * test['UA']:.1f} %, WA {100 * test['WA']:.1f} %"
 
 
 def select_folds(spec: str, n: int) -> list[int]:
@@ -411,11 +357,11 @@ def train(cfg: TrainConfig) -> dict:
     log.info(f"device {accelerator.device}, {accelerator.num_processes} process(es), "
              f"mixed precision {accelerator.mixed_precision}; contrastive negatives: the local batch of each process")
     records, labels = load_records(cfg)
-    folds = leave_one_group_out(records)
+    folds = make_folds(cfg, records)
     results = []
     for k in select_folds(cfg.folds, len(folds)):
-        name, train_idx, test_idx = folds[k]
-        results.append(run_fold(cfg, records, labels, k, name, train_idx, test_idx, accelerator))
+        name, train_idx, test_idx, val_idx = folds[k]
+        results.append(run_fold(cfg, records, labels, k, name, train_idx, test_idx, accelerator, val_idx))
     summary = summarise(cfg, results) if accelerator.is_main_process else {}
     if summary:
         log.info(f"mean over {len(results)} fold(s): WA {100 * summary['WA_mean']:.2f} +- {100 * summary['WA_std']:.2f} %, "
@@ -440,7 +386,8 @@ class TqdmHandler(logging.Handler):
 
 
 # -------------------------------------------------------------------------------------- CLI
-CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=["paper", "tiny", "test"],
+CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=list(PRESETS), protocol=["auto", "folds", "split"],
+               dist_positives=["", *POSITIVES], inst_positives=["", *POSITIVES],
                modality=["both", "speech", "text"], mixed_precision=["auto", "no", "bf16", "fp16"])
 
 
@@ -479,7 +426,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     try:
         summary = train(cfg)
-    except (TrainingError, ValueError, OSError) as e:
+    except (TrainingError, ResumeError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if summary:

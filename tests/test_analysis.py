@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from analysis.embed import Embeddings, embed_records
-from analysis.figure3 import alignment_metrics, figure3, figure3_plotly
+from analysis.figure3 import figure3, figure3_plotly
 from analysis.gaussians import gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
 from analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
 from analysis.reference import ReferenceMap, reference_plotly
@@ -101,7 +101,9 @@ def test_figure3_panels_share_axes_and_numbers_back_the_picture():
     assert axes[0].get_xlim() == axes[1].get_xlim() and axes[0].get_ylim() == axes[1].get_ylim()
     assert sum(len(c.get_offsets()) for c in axes[0].collections) == 120   # 60 speech + 60 text points
     assert metrics["aligned"]["pair_distance"] < metrics["not aligned"]["pair_distance"]
-    assert metrics["aligned"]["silhouette"] > metrics["not aligned"]["silhouette"]
+    assert metrics["aligned"]["r_at_1"] > metrics["not aligned"]["r_at_1"]
+    assert metrics["aligned"]["silhouette_text"] > metrics["not aligned"]["silhouette_text"]
+    assert "R@1" in fig.axes[0].get_title()
     assert len(figure3_plotly(panels, coords).data) == 16
 
 
@@ -146,3 +148,22 @@ def test_commands_write_png_and_html(test_checkpoint, tiny_corpus, tmp_path):
         assert (tmp_path / f"{name}.html").stat().st_size > 5000
     assert (tmp_path / "w2_pairs.png").stat().st_size > 5000
     assert "| test |" in (tmp_path / "figure3_metrics.md").read_text()
+
+
+def test_alignment_metrics_on_known_geometry():
+    from analysis.alignment import alignment_metrics
+    rng = np.random.default_rng(0)
+    speech = rng.normal(size=(40, 8))
+    labels = ["a", "b"] * 20
+    same = alignment_metrics(speech, speech, labels)
+    assert same["r_at_1"] == 1.0 and same["mean_rank"] == 1.0 and same["pair_distance"] == 0.0
+    assert same["random_distance"] > 1.0 and same["modality_gap"] < 1e-9
+    shuffled = alignment_metrics(speech, speech[rng.permutation(40)], labels)
+    assert shuffled["r_at_1"] < 0.2 and shuffled["pair_distance"] > 1.0
+    # identical transcripts are one target: a clip nearest to any copy of its sentence is a hit
+    texts = ["kids are talking"] * 20 + ["dogs are sitting"] * 20
+    centres = rng.normal(size=(2, 8))
+    spoken = np.repeat(centres, 20, axis=0) + 0.1 * rng.normal(size=(40, 8))
+    merged = alignment_metrics(spoken, np.repeat(centres, 20, axis=0), labels, texts)
+    assert merged["n_targets"] == 2 and merged["r_at_1"] == 1.0
+    assert alignment_metrics(speech, rng.normal(size=(40, 5)), labels).get("r_at_1") is None   # no shared space

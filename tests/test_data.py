@@ -119,12 +119,12 @@ def test_folds_fall_back_to_speakers_without_groups():
 
 def test_collate_pads_audio_and_text_with_masks(tokenizer):
     ds = UtteranceDataset(records_for(["a"], per=3), ["neutral", "happy", "angry", "sad"])
-    ds.records[1].text = ""  # an empty transcript still gives [CLS] [SEP]
+    ds.records[1].text = ""  # no transcript: a speech-only record, its text mask all False
     batch = Collator(tokenizer)([ds[0], ds[1], ds[2]])
     assert batch["audio"].shape == (3, 6400) and batch["audio_mask"].sum(1).tolist() == [3200, 4800, 6400]
     assert torch.all(batch["audio"][0, 3200:] == 0)
-    assert batch["text_mask"].dtype == torch.bool and batch["text_mask"][1].sum() == 2
-    assert batch["labels"].tolist() == [0, 1, 2]
+    assert batch["text_mask"].dtype == torch.bool and batch["text_mask"][1].sum() == 0
+    assert batch["text_mask"][0].sum() > 2 and batch["labels"].tolist() == [0, 1, 2]
 
 
 def test_dataset_refuses_labels_outside_the_model():

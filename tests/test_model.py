@@ -157,3 +157,40 @@ def test_cached_encoder_features_give_the_same_outputs(make_batch):
         cached = model(speech_features=speech, speech_mask=speech_mask, text_features=text,
                        text_mask=batch["text_mask"], labels=batch["labels"])
     assert torch.equal(raw.logits, cached.logits) and torch.equal(raw.w2, cached.w2)
+
+
+def test_rows_with_one_modality_use_masks_and_pair_losses_skip_them(make_batch):
+    torch.manual_seed(0)
+    model = MGCMA(preset("test-whisper")).eval()
+    batch = make_batch([16000, 12000, 9000, 14000])
+    batch["audio_mask"][1] = False   # text only
+    batch["text_mask"][2] = False    # speech only
+    out = model(**batch)
+    assert out.speech_present.tolist() == [True, False, True, True]
+    assert out.text_present.tolist() == [True, True, False, True]
+    assert torch.isfinite(out.loss) and torch.isfinite(out.logits).all()
+    assert torch.all(out.speech_to_text_attn[2] == 0) and torch.all(out.text_to_speech_attn[1] == 0)
+    # a row's answer depends only on the modality it has: other content on the missing side changes nothing
+    other = dict(batch, audio=batch["audio"].clone(), input_ids=batch["input_ids"].clone())
+    other["audio"][1] = torch.randn_like(other["audio"][1])
+    other["input_ids"][2, 1] = 2000
+    with torch.no_grad():
+        assert torch.allclose(model(**other).logits[1:3], out.logits[1:3], atol=1e-6)
+    # the pair losses equal those of the two complete rows alone
+    pair = {k: v[[0, 3]] for k, v in batch.items()}
+    alone = model(**pair)
+    assert torch.allclose(out.losses["inst"], alone.losses["inst"], atol=1e-5)
+    assert torch.allclose(out.losses["dist"], alone.losses["dist"], atol=1e-5)
+
+
+def test_text_positives_make_repeated_sentences_no_negatives(make_batch):
+    model = MGCMA(preset("test-whisper", inst_positives="text", dist_positives="text")).eval()
+    batch = make_batch([16000, 12000, 9000], texts=["kids are talking", "kids are talking", "dogs are sitting"])
+    keys = torch.tensor([7, 7, 9])
+    with torch.no_grad():
+        by_text = model(**batch, text_keys=keys)
+        by_pair = model(**batch)
+    # the two clips of one sentence share one target: the loss can go below the pair loss's floor
+    assert by_text.losses["inst"] < by_pair.losses["inst"] and by_text.losses["dist"] < by_pair.losses["dist"]
+    same = model(**batch, text_keys=torch.tensor([1, 2, 3]))   # all distinct = pair positives
+    assert torch.allclose(same.losses["inst"], by_pair.losses["inst"]) and torch.allclose(same.losses["dist"], by_pair.losses["dist"])

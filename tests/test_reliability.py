@@ -1,5 +1,6 @@
 """Whatever people feed the app gets a clear answer, and the server keeps answering."""
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -95,13 +96,15 @@ def test_unusual_but_valid_input_is_answered(client, tmp_path, name):
 
 @pytest.fixture(scope="module")
 def app_process():
-    """`python app.py` in its own process, so that its memory is measured alone."""
+    """`python app.py` in its own process, so that its memory is measured alone, started as a
+    Hugging Face Space starts it: address and port from the environment, no flags."""
     import socket
     import urllib.request
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+    env = dict(os.environ, GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
@@ -152,3 +155,14 @@ def test_load_16_users_5_requests_each_with_bounded_memory(app_process):
                   growth_mb=growth_mb)
     print(json.dumps(report))
     assert growth_mb < 100, report
+
+
+def test_space_front_matter_matches_the_requirements():
+    """The README's front matter is the Hugging Face Space configuration."""
+    front = (ROOT / "README.md").read_text().split("---")[1]
+    meta = dict(line.split(":", 1) for line in front.strip().splitlines())
+    meta = {k.strip(): v.strip().strip('"') for k, v in meta.items()}
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
+    assert (ROOT / meta["app_file"]).is_file() and meta["python_version"].startswith("3.")
+    assert meta["license"] == "cc-by-nc-sa-4.0" and 0 < len(meta["short_description"]) <= 60

@@ -1,0 +1,31 @@
+"""The emotion timeline of a long recording: utterances coloured by emotion, and each class's
+probability over time (a step per utterance, gaps where nobody speaks)."""
+from __future__ import annotations
+
+from .figure3 import PALETTE
+
+
+def timeline_plotly(segments: list[dict], labels: list[str]):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    colour = {name: PALETTE[i % len(PALETTE)][0] for i, name in enumerate(labels)}
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.3, 0.7], vertical_spacing=0.08,
+                        subplot_titles=("utterances", "probability of each emotion"))
+    for name in labels:   # one legend entry per emotion, bars grouped under it
+        mine = [s for s in segments if s["label"] == name]
+        fig.add_trace(go.Bar(x=[s["end"] - s["start"] for s in mine], base=[s["start"] for s in mine],
+                             y=[""] * len(mine), orientation="h", marker_color=colour[name], name=name, legendgroup=name,
+                             customdata=[[i, s["text"]] for i, s in enumerate(segments) if s["label"] == name],
+                             hovertemplate="%{base:.1f}-%{x:.1f} s<br>%{customdata[1]}<extra>" + name + "</extra>"), 1, 1)
+    for name in labels:
+        xs, ys = [], []
+        for s in segments:
+            xs += [s["start"], s["end"], None]
+            ys += [s["probabilities"][name]] * 2 + [None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour[name], width=2), name=name,
+                                 legendgroup=name, showlegend=False, connectgaps=False), 2, 1)
+    fig.update_yaxes(range=[0, 1], title_text="probability", row=2, col=1)
+    fig.update_xaxes(title_text="seconds", row=2, col=1)
+    fig.update_layout(height=380, barmode="overlay", margin=dict(l=50, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=1.12, x=0))
+    return fig

@@ -1,0 +1,144 @@
+"""Score a checkpoint on any manifest: WA, UA, per-class recall and the confusion matrix.
+
+  python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr none|faster-whisper[:DIR]|openai-whisper:...]
+                           [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
+                           [--by sex] [--out FILE.json]
+
+Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
+transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
+file, unreadable audio, a label the checkpoint does not know) is reported with its line and
+skipped; the exit code is non-zero only when nothing could be scored.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .asr import ASRError
+from .audio import AudioError
+from .augment import degrade
+from .checkpoint import CheckpointError
+from .data import ManifestError, read_manifest
+from .metrics import classification_metrics
+from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
+
+
+def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
+                  report=print, seed: int = 0) -> tuple[dict, list]:
+    """-> (metrics, [(record, predicted label)]) over the records that could be scored."""
+    labels = recognizer.config.labels
+    answered, targets, preds = [], [], []
+    for k, r in enumerate(tqdm(records, desc="scoring", unit="clip", file=sys.stderr)):
+        where = f"line {r.line}" if r.line else r.id
+        if r.label not in labels:
+            report(f"{where}: label {r.label!r} is not one the checkpoint knows ({', '.join(labels)}); skipped")
+            continue
+        try:
+            audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
+            text = "" if modality == "speech" else r.text
+            pred = predict_one(recognizer, audio, text, modality)
+        except (AudioError, InputError, ASRError, OSError) as e:
+            report(f"{where}: {e}; skipped")
+            continue
+        targets.append(labels.index(r.label))
+        preds.append(labels.index(pred))
+        answered.append((r, pred))
+    return classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels), answered
+
+
+def load_degraded(recognizer, record, records, condition: str, seed: int):
+    """The clip, degraded by `condition` before the recogniser's own clean-up (babble: other speakers' clips)."""
+    if record.path is None:
+        raise InputError("the row has no audio")
+    if condition == "clean":
+        return record.path
+    wave, _ = recognizer.load_raw(record.path)
+    babble = [r.path for r in records if r.path and r.speaker != record.speaker][:200]
+    return (16000, degrade(wave, condition, seed, babble))
+
+
+def predict_one(recognizer, audio, text: str, modality: str) -> str:
+    if modality == "text":
+        if not text.strip():
+            raise InputError("the row has no text")
+        answers, _, _ = recognizer.forward(None, text)
+        probs = answers["both"].probs[0]
+        return recognizer.config.labels[int(probs.argmax())]
+    pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both")
+    return pred.label if modality == "both" else max(pred.answers.get("speech", pred.probabilities).items(),
+                                                     key=lambda kv: kv[1])[0]
+
+
+def grouped(answered, labels, column: str) -> dict:
+    """Metrics per value of a manifest column (e.g. sex)."""
+    groups = defaultdict(list)
+    for r, pred in answered:
+        groups[r.meta.get(column, "")].append((labels.index(r.label), labels.index(pred)))
+    return {g: classification_metrics(np.array([t for t, _ in v]), np.array([p for _, p in v]), labels)
+            for g, v in sorted(groups.items())}
+
+
+def print_metrics(m: dict, title: str) -> None:
+    print(f"{title}: n = {m['n']}, WA {100 * m['WA']:.2f} %, UA {100 * m['UA']:.2f} %")
+    print("recall: " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in m["recall"].items() if v is not None))
+    width = max(len(x) for x in m["labels"])
+    print("confusion (rows: true, columns: predicted)")
+    print(" " * (width + 2) + " ".join(f"{x[:6]:>6}" for x in m["labels"]))
+    for name, row in zip(m["labels"], m["confusion_matrix"]):
+        print(f"{name:>{width}}  " + " ".join(f"{v:>6}" for v in row))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.evaluate", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
+    parser.add_argument("--manifest", required=True, help="CSV or JSONL with path, text, label, speaker")
+    parser.add_argument("--split", default=None, help="score only rows of this split (train/validation/test)")
+    parser.add_argument("--asr", default="faster-whisper", help="for empty texts: faster-whisper[:DIR] | openai-whisper:... | none")
+    parser.add_argument("--modality", default="both", choices=["both", "speech", "text"], help="what the answer may use")
+    parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
+    parser.add_argument("--by", default=None, help="also score per value of this manifest column (e.g. sex)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--out", default=None, help="write the metrics as JSON here")
+    args = parser.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    start = time.time()
+    problems = []
+    try:
+        records = read_manifest(args.manifest, errors=problems)
+        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
+    except (ManifestError, CheckpointError, ASRError, InputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for p in problems:
+        print(f"skipped {p}", file=sys.stderr)
+    if args.split:
+        records = [r for r in records if r.split == args.split]
+    metrics, answered = score_records(recognizer, records, args.modality, args.condition,
+                                      report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr))
+    if not answered:
+        print("error: no row could be scored", file=sys.stderr)
+        return 1
+    metrics["recall"] = {k: v for k, v in metrics["recall"].items()}
+    metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
+                   modality=args.modality, condition=args.condition, checkpoint=args.checkpoint,
+                   manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
+    print_metrics(dict(metrics, confusion_matrix=metrics["confusion"]), f"{args.manifest} ({args.modality}, {args.condition})")
+    if args.by:
+        metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
+        for g, m in metrics["by"][args.by].items():
+            print(f"  {args.by} = {g or '(none)'}: n = {m['n']}, WA {100 * m['WA']:.2f} %, UA {100 * m['UA']:.2f} %")
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

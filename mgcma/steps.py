@@ -1,0 +1,122 @@
+"""One batch through the model: its inputs (raw, or cached outputs of frozen encoders), the
+modality it is allowed to use, and scoring over a loader per corpus and per modality."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .metrics import classification_metrics
+
+MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
+
+
+class FeatureCache:
+    """Outputs of frozen encoders per item, computed once (an epoch then costs only the heads).
+    Kept in half precision: a Whisper encoder's every-layer features are large."""
+
+    def __init__(self):
+        self.store = {}
+
+    def get(self, keys, compute):
+        """keys: list of ints; compute() -> (features (B, T, ...), mask (B, T)) for the whole batch."""
+        if any(k not in self.store for k in keys):
+            feats, mask = compute()
+            for k, f, m in zip(keys, feats, mask):
+                self.store[k] = f[m].detach().to(torch.float16)
+        feats = [self.store[k] for k in keys]
+        n = max(1, max(f.shape[0] for f in feats))   # a batch without audio still has one (masked) frame
+        out = torch.zeros(len(feats), n, *feats[0].shape[1:], device=feats[0].device)
+        mask = torch.zeros(len(feats), n, dtype=torch.bool, device=out.device)
+        for i, f in enumerate(feats):
+            out[i, :len(f)], mask[i, :len(f)] = f.float(), True
+        return out, mask
+
+
+def model_inputs(model, batch, caches, modality: str = "both"):
+    """Raw inputs, or cached features in place of frozen encoders. `modality` "speech" or
+    "text" hides the other side (its mask all False), as for a record that lacks it."""
+    c = model.config
+    inputs = dict(labels=batch["labels"])
+    if c.uses_speech:
+        if "speech" in caches:
+            inputs["speech_features"], inputs["speech_mask"] = caches["speech"].get(
+                batch["index"].tolist(), lambda: model.encode_speech(batch["audio"], batch["audio_mask"]))
+        else:
+            inputs.update(audio=batch["audio"], audio_mask=batch["audio_mask"])
+    if c.uses_text:
+        text_mask = batch["text_mask"]
+        if "text" in caches:
+            feats, _ = caches["text"].get(batch["record"].tolist(),
+                                          lambda: (model.encode_text(batch["input_ids"], text_mask), text_mask))
+            inputs.update(text_features=feats[:, :text_mask.shape[1]], text_mask=text_mask)
+        else:
+            inputs.update(input_ids=batch["input_ids"], text_mask=text_mask)
+        inputs["text_keys"] = batch.get("text_keys")
+    if modality != "both" and c.modality == "both":
+        hide(inputs, "text" if modality == "speech" else "speech", torch.ones(len(batch["labels"]), dtype=torch.bool))
+    return inputs
+
+
+def hide(inputs: dict, side: str, rows: torch.Tensor) -> None:
+    """Make `side` ("speech" | "text") absent in the given rows (B,) bool."""
+    key = "text_mask" if side == "text" else ("speech_mask" if "speech_mask" in inputs else "audio_mask")
+    inputs[key] = inputs[key] & ~rows.to(inputs[key].device)[:, None]
+
+
+def drop_modalities(inputs: dict, p: float) -> None:
+    """Modality dropout for training: of the rows that have both, hide the speech with
+    probability p/2 and the text with p/2, so that one model learns to answer from either alone."""
+    if p <= 0 or "text_mask" not in inputs or not ("speech_mask" in inputs or "audio_mask" in inputs):
+        return
+    speech_key = "speech_mask" if "speech_mask" in inputs else "audio_mask"
+    both = inputs[speech_key].any(-1) & inputs["text_mask"].any(-1)
+    u = torch.rand(len(both))
+    hide(inputs, "speech", both & (u < p / 2))
+    hide(inputs, "text", both & (u >= p / 2) & (u < p))
+
+
+@torch.no_grad()
+def predict_loader(model, loader, caches, accelerator, modality: str = "both"):
+    """-> (predictions, targets, record indices, mean CE) over a loader."""
+    model.eval()
+    plain = accelerator.unwrap_model(model)
+    preds, targets, records, losses = [], [], [], []
+    for batch in loader:
+        with accelerator.autocast():
+            out = model(**model_inputs(plain, batch, caches, modality))
+        pred, target, rec = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"], batch["record"]))
+        preds.append(pred.cpu())
+        targets.append(target.cpu())
+        records.append(rec.cpu())
+        losses.append(out.losses["ce"].item())
+    return torch.cat(preds).numpy(), torch.cat(targets).numpy(), torch.cat(records).numpy(), float(np.mean(losses))
+
+
+def evaluate(model, loader, caches, accelerator, corpora: list[str], modalities=("both",)) -> dict:
+    """Scores over everything and per corpus, for each modality asked for. A modality is scored
+    only on records that have it (a text-only corpus has no "speech" score).
+    corpora: the corpus of each record of the loader's dataset."""
+    labels = accelerator.unwrap_model(model).config.labels
+    result = {}
+    for modality in modalities:
+        preds, targets, records, loss = predict_loader(model, loader, caches, accelerator, modality)
+        has = np.array([modality_available(loader.dataset.records[r], modality) for r in records])
+        if not has.any():
+            continue
+        scores = classification_metrics(targets[has], preds[has], labels)
+        scores["loss"] = loss
+        names = np.array([corpora[r] for r in records])
+        scores["corpora"] = {name: classification_metrics(targets[has & (names == name)], preds[has & (names == name)], labels)
+                             for name in sorted(set(names[has]))}
+        result[modality] = scores
+    return result
+
+
+def modality_available(record, modality: str) -> bool:
+    return {"both": True, "speech": record.has_audio, "text": record.has_text}[modality]
+
+
+def selection_score(scores: dict) -> float:
+    """Validation score for model selection: the mean UA over corpora (each counts once)."""
+    both = scores["both"]
+    return float(np.mean([m["UA"] for m in both["corpora"].values()]))

@@ -1,0 +1,51 @@
+import csv
+import json
+
+import pytest
+
+from mgcma.data import read_manifest
+from mgcma.evaluate import main
+
+
+@pytest.fixture
+def scored_manifest(tmp_path, tiny_corpus):
+    """Four good rows of the synthetic corpus, then a missing file and an unknown label."""
+    records = read_manifest(tiny_corpus)[:4]
+    path = tmp_path / "eval.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "text", "label", "speaker", "sex"])
+        w.writeheader()
+        for i, r in enumerate(records):
+            w.writerow(dict(path=r.path, text=r.text, label=r.label, speaker=r.speaker, sex="female" if i % 2 else "male"))
+        w.writerow(dict(path=str(tmp_path / "gone.wav"), text="hello", label="happy", speaker="x", sex="male"))
+        w.writerow(dict(path=records[0].path, text="hello", label="bored", speaker="x", sex="male"))
+    return path
+
+
+def test_scores_good_rows_and_reports_bad_ones_by_line(scored_manifest, test_checkpoint, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    rc = main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none",
+               "--by", "sex", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "line 6" in captured.err and "no such file" in captured.err
+    assert "line 7" in captured.err and "'bored'" in captured.err
+    m = json.loads(out.read_text())
+    assert {"WA", "UA", "recall", "confusion", "labels", "n"} <= set(m) and m["n"] == 4 and m["skipped"] == 2
+    assert sum(map(sum, m["confusion"])) == 4 and 0 <= m["UA"] <= 1
+    assert sum(g["n"] for g in m["by"]["sex"].values()) == 4
+    assert "UA" in captured.out and "confusion" in captured.out
+
+
+def test_speech_only_and_a_degraded_condition_run(scored_manifest, test_checkpoint, tmp_path):
+    out = tmp_path / "m.json"
+    assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none",
+                 "--modality", "speech", "--condition", "white-10", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] == 4
+
+
+def test_nothing_scorable_exits_non_zero(tmp_path, test_checkpoint, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("path,text,label,speaker\nmissing.wav,hi,happy,a\n")
+    assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(path), "--asr", "none"]) == 1
+    assert "no row could be scored" in capsys.readouterr().err
