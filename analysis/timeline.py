@@ -14,7 +14,7 @@ def timeline_plotly(segments: list[dict], labels: list[str]):
     for name in labels:   # one legend entry per emotion, bars grouped under it
         mine = [s for s in segments if s["label"] == name]
         fig.add_trace(go.Bar(x=[s["end"] - s["start"] for s in mine], base=[s["start"] for s in mine],
-                             y=[""] * len(mine), orientation="h", marker_color=colour[name], name=name, legendgroup=name,
+                             y=[""] * len(mine), orientation="h", marker_color=colour[name], name=name, legendgroup=name, showlegend=False,
                              customdata=[[i, s["text"]] for i, s in enumerate(segments) if s["label"] == name],
                              hovertemplate="%{base:.1f}-%{x:.1f} s<br>%{customdata[1]}<extra>" + name + "</extra>"), 1, 1)
     for name in labels:
@@ -22,10 +22,10 @@ def timeline_plotly(segments: list[dict], labels: list[str]):
         for s in segments:
             xs += [s["start"], s["end"], None]
             ys += [s["probabilities"][name]] * 2 + [None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour[name], width=2), name=name,
-                                 legendgroup=name, showlegend=False, connectgaps=False), 2, 1)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour[name], width=3), name=name,
+                                 legendgroup=name, connectgaps=False), 2, 1)   # every class in the legend
     fig.update_yaxes(range=[0, 1], title_text="probability", row=2, col=1)
     fig.update_xaxes(title_text="seconds", row=2, col=1)
-    fig.update_layout(height=380, barmode="overlay", margin=dict(l=50, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=1.12, x=0))
+    fig.update_layout(height=380, barmode="overlay", margin=dict(l=50, r=110, t=40, b=40),
+                      legend=dict(x=1.01, y=0.5, title_text="emotion"))
     return fig

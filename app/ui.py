@@ -135,8 +135,8 @@ class App:
 
     def explain_segment(self, audio_path, choice, segments):
         """One utterance of the long recording through the full single-clip analysis."""
-        if not choice or not segments:
-            raise gr.Error("analyse a recording first, then choose one of its utterances")
+        if not choice or not segments:   # the choices were just reset by a new analysis
+            return tuple(gr.update() for _ in range(6))
         s = segments[int(choice.split(":")[0]) - 1]
         info = sf.info(audio_path)
         wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
