@@ -111,6 +111,11 @@ class App:
         summary = f"**{pred.label}** ({100 * pred.probabilities[pred.label]:.0f} %)"
         if pred.w2 is not None:
             summary += f" · W2(speech, text) = {pred.w2:.2f}, Sim = {pred.sim:.2f}"
+            closeness = self.reference.w2_percentiles(pred.w2) if self.reference is not None else None
+            if closeness is not None:
+                summary += (f"\n\n<small>W2 {pred.w2:.2f} is smaller than {closeness[1]:.0f} % of mismatched "
+                            f"voice-text pairs of the reference set, and than {closeness[0]:.0f} % of matched ones "
+                            "(the higher, the more voice and words agree).</small>")
         answers = answers_markdown(pred.answers)
         return (pred.probabilities, pred.transcript, heatmap, gaussians, umap,
                 summary + ("\n\n" + answers if answers else "") + "\n\n" + timing_line(pred.timings_ms))

@@ -14,8 +14,8 @@ from .checkpoint import atomic_write, stored_state
 from .steps import MODALITIES
 
 
-class ResumeError(RuntimeError):
-    pass
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message says why and what to do."""
 
 
 def save_state(path: Path, model, optimizer, scheduler, progress: dict) -> None:
@@ -33,7 +33,7 @@ def load_state(path: Path, model, optimizer, scheduler) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # data only, never code
     except Exception as e:  # a truncated or foreign file
-        raise ResumeError(f"cannot resume from {path}: the file is corrupt ({e.__class__.__name__}: {e}). "
+        raise TrainingError(f"cannot resume from {path}: the file is corrupt ({e.__class__.__name__}: {e}). "
                             "Delete it to restart this fold from scratch.") from None
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])

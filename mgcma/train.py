@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .audio import AudioLimits
 from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
-from .run_files import ResumeError, load_state, plot_curves, save_state, summarise
+from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .config import IEMOCAP_LABELS, POSITIVES, PRESETS, preset
 from .augment import AugmentConfig, Augmenter
 from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, leave_one_group_out, read_iemocap,
@@ -36,10 +36,6 @@ from .model import MGCMA
 from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, selection_score
 
 log = logging.getLogger("mgcma.train")
-
-
-class TrainingError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -426,7 +422,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     try:
         summary = train(cfg)
-    except (TrainingError, ResumeError, ValueError, OSError) as e:
+    except (TrainingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if summary:

@@ -167,3 +167,18 @@ def test_alignment_metrics_on_known_geometry():
     merged = alignment_metrics(spoken, np.repeat(centres, 20, axis=0), labels, texts)
     assert merged["n_targets"] == 2 and merged["r_at_1"] == 1.0
     assert alignment_metrics(speech, rng.normal(size=(40, 5)), labels).get("r_at_1") is None   # no shared space
+
+
+def test_reference_w2_percentiles_say_what_close_means(tmp_path):
+    rng = np.random.default_rng(1)
+    emb = fake_embeddings(n=40)
+    emb.mu_speech = rng.normal(size=(40, 4)).astype(np.float32)
+    emb.mu_text = emb.mu_speech + 0.1 * rng.normal(size=(40, 4)).astype(np.float32)   # own pairs close
+    emb.sigma_speech = emb.sigma_text = np.ones((40, 4), np.float32)
+    emb.texts = [f"sentence {i % 10}" for i in range(40)]
+    ref = ReferenceMap.build(emb)
+    assert ref.w2_own.shape == (40,) and np.median(ref.w2_own) < np.median(ref.w2_other)
+    own, other = ref.w2_percentiles(float(np.median(ref.w2_own)))
+    assert 40 <= own <= 60 and other > 90
+    ref.save(tmp_path)
+    assert ReferenceMap.load(tmp_path).w2_percentiles(0.0) == (100.0, 100.0)

@@ -79,7 +79,7 @@ def test_existing_run_is_not_overwritten_without_resume(corpus, tmp_path):
 
 def test_a_nan_loss_stops_the_run_with_a_clear_message(corpus, tmp_path, monkeypatch):
     import mgcma.model
-    monkeypatch.setattr(mgcma.model, "info_nce", lambda sim, labels=None: sim.sum() * float("nan"))
+    monkeypatch.setattr(mgcma.model, "info_nce", lambda sim, labels=None, one_target=False: sim.sum() * float("nan"))
     with pytest.raises(TrainingError, match="not finite.*no broken model is saved"):
         train(quick(corpus, tmp_path / "run", folds="0"))
     assert not (tmp_path / "run" / "fold-0" / "best").exists()
