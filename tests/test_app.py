@@ -4,6 +4,7 @@ import re
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -67,13 +68,7 @@ def test_cli_gives_the_same_label_as_the_app(client):
 
 
 def test_long_recording_api_gives_one_segment_per_utterance(client, tmp_path):
-    import numpy as np
-    import soundfile as sf
-    parts = [np.zeros(8000, np.float32)]
-    for clip in sorted((ROOT / "app" / "examples").glob("*.wav"))[:3]:
-        parts += [sf.read(clip, dtype="float32")[0], np.zeros(24000, np.float32)]
-    sf.write(tmp_path / "long.wav", np.concatenate(parts), 16000)
-    figure, table, choice = client.predict(handle_file(str(tmp_path / "long.wav")), api_name="/segments")
+    figure, table, choice = client.predict(handle_file(str(long_recording(tmp_path / "long.wav"))), api_name="/segments")
     assert len(table["data"]) == 3 and all(row[3] in LABELS for row in table["data"])
 
 
@@ -89,15 +84,34 @@ def chromium():
     return path
 
 
-def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
+@contextmanager
+def app_page(url: str, height: int):
+    """The app in headless Debian Chromium, driven by Playwright."""
     from playwright.sync_api import sync_playwright
-    _, url = running_app
-    shot = Path(os.environ.get("MGCMA_SCREENSHOT", tmp_path / "app.png"))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page = browser.new_page(viewport={"width": 1400, "height": height})
         page.goto(url)
+        yield page
+        browser.close()
+
+
+def long_recording(path: Path, clips: int = 3) -> Path:
+    """The project's own synthetic clips with pauses between them, as one file."""
+    import numpy as np
+    import soundfile as sf
+    parts = [np.zeros(8000, np.float32)]
+    for clip in sorted((ROOT / "app" / "examples").glob("*.wav"))[:clips]:
+        parts += [sf.read(clip, dtype="float32")[0], np.zeros(24000, np.float32)]
+    sf.write(path, np.concatenate(parts), 16000)
+    return path
+
+
+def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
+    _, url = running_app
+    shot = Path(os.environ.get("MGCMA_SCREENSHOT", tmp_path / "app.png"))
+    with app_page(url, 1700) as page:
         page.locator("input[type=file]").first.set_input_files(str(HAPPY))
         page.get_by_label("Transcript").fill("I just got the job, this is wonderful news.")
         page.locator("#run").click()
@@ -107,27 +121,15 @@ def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
         page.wait_for_timeout(1000)
         shot.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     assert shot.stat().st_size > 50_000
 
 
 def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
-    """A recording of several utterances (the project's own synthetic clips and pauses), uploaded."""
-    import numpy as np
-    import soundfile as sf
-    from playwright.sync_api import sync_playwright
-    parts = [np.zeros(8000, np.float32)]
-    for clip in sorted((ROOT / "app" / "examples").glob("*.wav"))[:3]:
-        parts += [sf.read(clip, dtype="float32")[0], np.zeros(24000, np.float32)]
-    long = tmp_path / "long.wav"
-    sf.write(long, np.concatenate(parts), 16000)
+    """A recording of several utterances, uploaded."""
+    long = long_recording(tmp_path / "long.wav")
     _, url = running_app
     shot = Path(os.environ.get("MGCMA_SCREENSHOT_LONG", tmp_path / "long.png"))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    with app_page(url, 1000) as page:
         page.locator("#long_audio input[type=file]").set_input_files(str(long))
         page.locator("#run_long").click()
         page.locator("#timeline .js-plotly-plot").first.wait_for(timeout=120_000)
@@ -138,5 +140,4 @@ def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
         page.wait_for_timeout(1000)
         shot.parent.mkdir(exist_ok=True)
         page.locator("#timeline").screenshot(path=str(shot))
-        browser.close()
     assert shot.stat().st_size > 10_000
