@@ -65,15 +65,14 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
 
 
 def predict_one(recognizer, audio, text: str, modality: str) -> str:
+    """The label one modality (or both) gives; with modality "speech" the text is empty, so the
+    recogniser's main answer is already the voice's alone."""
     if modality == "text":
         if not text.strip():
             raise InputError("the row has no text")
         answers, _, _ = recognizer.forward(None, text)
-        probs = answers["both"].probs[0]
-        return recognizer.config.labels[int(probs.argmax())]
-    pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both")
-    return pred.label if modality == "both" else max(pred.answers.get("speech", pred.probabilities).items(),
-                                                     key=lambda kv: kv[1])[0]
+        return recognizer.config.labels[int(answers["both"].probs[0].argmax())]
+    return recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both").label
 
 
 def grouped(answered, labels, column: str) -> dict:
@@ -126,11 +125,10 @@ def main(argv=None) -> int:
     if not answered:
         print("error: no row could be scored", file=sys.stderr)
         return 1
-    metrics["recall"] = {k: v for k, v in metrics["recall"].items()}
+    print_metrics(metrics, f"{args.manifest} ({args.modality}, {args.condition})")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, checkpoint=args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
-    print_metrics(dict(metrics, confusion_matrix=metrics["confusion"]), f"{args.manifest} ({args.modality}, {args.condition})")
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
         for g, m in metrics["by"][args.by].items():

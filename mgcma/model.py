@@ -281,6 +281,8 @@ class MGCMA(nn.Module):
                 d = self.speech_encoder.config.hidden_size
                 shape = (0, 1, n_hidden_states(self.speech_encoder), d) if weighted else (0, 1, d)
                 hidden, mask = audio.new_zeros(shape), audio_mask.new_zeros(0, 1)
+        if present.all():   # the usual batch: nothing to scatter
+            return hidden, mask
         full = hidden.new_zeros(len(audio), *hidden.shape[1:])
         full[present] = hidden
         full_mask = mask.new_zeros(len(audio), mask.shape[1])

@@ -112,10 +112,11 @@ class EmotionRecognizer:
         wave, notes = self.load(audio)
         timings["load"] = 1000 * (time.perf_counter() - start)
         source = "user"
-        if self.config.uses_text and not (text and text.strip()) and use_asr and self.asr is None and self.config.uses_speech:
+        needs_words = self.config.uses_text and not (text and text.strip()) and use_asr
+        if needs_words and self.asr is None and self.config.uses_speech:
             notes.append("no transcript and no speech recogniser (--asr none): the answer comes from the voice alone")
-            use_asr = False
-        if self.config.uses_text and not (text and text.strip()) and use_asr:
+            needs_words = False
+        if needs_words:
             start = time.perf_counter()
             text, source = self.transcribe(wave), "asr"
             timings["asr"] = 1000 * (time.perf_counter() - start)
@@ -131,11 +132,10 @@ class EmotionRecognizer:
         start = time.perf_counter()
         answers, words, offsets = self.forward(wave, text)
         timings["model"] = 1000 * (time.perf_counter() - start)
-        main = "both" if "both" in answers else next(iter(answers))
-        out = answers[main]
+        out = answers["both"]   # the main answer: every modality the model and this input have
         labels = self.config.labels
         probabilities = {m: {k: float(p) for k, p in zip(labels, o.probs[0].tolist())} for m, o in answers.items()}
-        probs = probabilities[main]
+        probs = probabilities["both"]
         return Prediction(
             label=max(probs, key=probs.get), probabilities=probs,
             transcript=text, transcript_source=(source if text else "none") if self.config.uses_text else "none",
