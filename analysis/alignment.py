@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import silhouette_score
 
+from mgcma.data import same_text
+
 METRIC_KEYS = ("r_at_1", "r_at_5", "mean_rank", "pair_distance", "random_distance", "modality_gap",
                "silhouette_speech", "silhouette_text", "knn_purity_speech", "knn_purity_text")
 
@@ -25,7 +27,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 def retrieval(s: np.ndarray, t: np.ndarray, texts: list[str] | None) -> dict:
     """Rank of each clip's own transcript among the distinct transcripts (1 = nearest)."""
-    keys = [" ".join(x.lower().split()) for x in texts] if texts is not None else list(range(len(s)))
+    keys = [same_text(x) for x in texts] if texts is not None else list(range(len(s)))
     targets = sorted(set(keys), key=keys.index)
     index = {k: j for j, k in enumerate(targets)}
     centroids = normalise(np.stack([t[[i for i, k in enumerate(keys) if k == target]].mean(0) for target in targets]))

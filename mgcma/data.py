@@ -266,9 +266,14 @@ class UtteranceDataset(Dataset):
         return out
 
 
+def same_text(text: str) -> str:
+    """A transcript as compared for identity: case and spacing ignored."""
+    return " ".join(text.lower().split())
+
+
 def text_key(text: str) -> int:
-    """Equal for identical transcripts (case and outer spaces ignored): the "text" positives."""
-    return zlib.crc32(text.strip().lower().encode("utf-8"))
+    """Equal for identical transcripts (`same_text`): the "text" positives of the pair losses."""
+    return zlib.crc32(same_text(text).encode("utf-8"))
 
 
 class Collator:
@@ -316,11 +321,12 @@ class CorpusMixture:
         chosen = []
         for corpus in sorted(self.pools):
             by_class = self.pools[corpus]
-            n = round(self.weights[corpus] * sum(len(v) for v in by_class.values()))
+            size = sum(len(v) for v in by_class.values())
+            n = round(self.weights[corpus] * size)
             if self.balance:
                 shares = {c: n // len(by_class) for c in by_class}
             else:
-                shares = {c: round(n * len(v) / sum(len(x) for x in by_class.values())) for c, v in by_class.items()}
+                shares = {c: round(n * len(v) / size) for c, v in by_class.items()}
             for label in sorted(by_class):
                 chosen += draw(by_class[label], shares[label], rng)
         return chosen
