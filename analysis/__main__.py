@@ -129,8 +129,10 @@ def cmd_ablation(args):
     (args.out / "ablation.md").write_text(table)
     print(table)
     save(args.out, "ablation", ablation_figure(args.runs))
-    for run in sorted(p for p in Path(args.runs).iterdir() if p.is_dir() and any(p.glob("fold-*/metrics.json"))):
-        save(args.out, f"confusion-{run.name}", confusion_figure(run))
+    runs = sorted({p.parent.parent for p in Path(args.runs).glob("**/fold-*/metrics.json")})
+    for setting in sorted({r.relative_to(args.runs).parts[0] for r in runs}):
+        first = next(r for r in runs if r.relative_to(args.runs).parts[0] == setting)   # its first seed
+        save(args.out, f"confusion-{setting}", confusion_figure(first))
 
 
 def cmd_reference(args):

@@ -6,19 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mgcma.ablate import DESCRIPTIONS, SETTINGS, UNIMODAL, ablation_table  # noqa: F401  (re-exported)
-
-
-def load_summaries(root: str | Path) -> dict:
-    root = Path(root)
-    return {name: json.loads((root / name / "summary.json").read_text())
-            for name in list(SETTINGS) + list(UNIMODAL) if (root / name / "summary.json").is_file()}
+from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table  # noqa: F401  (re-exported)
 
 
 def ablation_figure(root: str | Path):
-    """Bars of WA and UA (mean over folds, std as error bars) per setting."""
+    """Bars of WA and UA (mean over seeds x folds, std as error bars) per setting."""
     import matplotlib.pyplot as plt
-    summaries = load_summaries(root)
+    summaries = ablation_summary(root)
     if not summaries:
         raise FileNotFoundError(f"no <setting>/summary.json under {root}: run python -m mgcma.ablate first")
     names = list(summaries)
@@ -30,7 +24,7 @@ def ablation_figure(root: str | Path):
         bars = ax.bar(x + offset, means, 0.36, yerr=stds, capsize=3, color=colour, label=key)
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     ax.set_xticks(x, [DESCRIPTIONS[n].replace(" (", "\n(").replace("without ", "w/o ") for n in names], fontsize=8)
-    ax.set(ylabel="%", ylim=(0, 105), title="ablation (mean over test folds)")
+    ax.set(ylabel="%", ylim=(0, 105), title=f"ablation (mean +- std over {len(summaries[names[0]]['runs'])} seed x fold runs)")
     ax.legend()
     fig.tight_layout()
     return fig

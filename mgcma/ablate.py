@@ -1,9 +1,13 @@
 """Train the ablation settings with the same data, folds and seeds, and write the table.
 
-  python -m mgcma.ablate --data synthetic --preset tiny --out runs/ablation [--unimodal] [train options]
+  python -m mgcma.ablate --data synthetic --preset whisper-tiny --freeze-encoders --seeds 0,1,2 \
+                         --unimodal --out runs/ablation [train options]
 
 Settings: all modules; without distribution / token / instance alignment; none (plain
-fusion); with --unimodal also the speech-only and text-only baselines.
+fusion); with --unimodal also the speech-only and text-only baselines. With frozen encoders
+their outputs are computed once and shared by every setting, seed and fold. The table gives
+mean +- std over every seed x fold and each setting's paired UA difference to the full model
+(Wilcoxon signed-rank over the same seeds and folds). --resume continues a killed ablation.
 """
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 from .train import TrainConfig, TrainingError, parser_for, train
 
@@ -27,44 +34,100 @@ DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distrib
                 "none": "no alignment (plain fusion)", "speech-only": "speech only", "text-only": "text only"}
 
 
-def ablation_table(root: str | Path) -> str:
-    """Markdown table from <root>/<setting>/summary.json, in the settings' order."""
-    root = Path(root)
-    rows = ["| setting | folds | WA % (mean +- std) | UA % (mean +- std) |", "| --- | --- | --- | --- |"]
-    for name in list(SETTINGS) + list(UNIMODAL):
-        path = root / name / "summary.json"
-        if not path.is_file():
-            continue
+def setting_runs(root: Path, name: str) -> list[dict]:
+    """Every (seed, fold) test score of a setting: from <name>/seed-S/summary.json, or from a
+    single-seed <name>/summary.json (older layout)."""
+    paths = sorted((root / name).glob("seed-*/summary.json")) or \
+        ([root / name / "summary.json"] if (root / name / "summary.json").is_file() else [])
+    runs = []
+    for path in paths:
         s = json.loads(path.read_text())
-        rows.append(f"| {DESCRIPTIONS[name]} | {len(s['folds'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
-                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} |")
+        runs += [dict(seed=s["config"]["seed"], fold=f["fold"], UA=f["UA"], WA=f["WA"]) for f in s["folds"]]
+    return runs
+
+
+def paired_test(full: list[dict], other: list[dict]) -> dict | None:
+    """UA difference to the full model over the (seed, fold) pairs both have, with the Wilcoxon
+    signed-rank p (two-sided; None when every difference is 0 or fewer than 2 pairs)."""
+    mine = {(r["seed"], r["fold"]): r["UA"] for r in other}
+    pairs = [(mine[k], r["UA"]) for r in full if (k := (r["seed"], r["fold"])) in mine]
+    if not pairs:
+        return None
+    diff = np.array([a - b for a, b in pairs])
+    p = None
+    if len(diff) > 1 and np.any(diff != 0):
+        p = float(stats.wilcoxon(diff).pvalue)
+    return dict(n=len(diff), mean=float(diff.mean()), std=float(diff.std()), p=p)
+
+
+def ablation_summary(root: str | Path) -> dict:
+    """{setting: {runs, UA/WA mean and std over every (seed, fold), versus_full, seconds}}."""
+    root = Path(root)
+    out = {}
+    for name in list(SETTINGS) + list(UNIMODAL):
+        runs = setting_runs(root, name)
+        if runs:
+            ua, wa = np.array([r["UA"] for r in runs]), np.array([r["WA"] for r in runs])
+            out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()),
+                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=run_seconds(root / name))
+    for name, s in out.items():
+        s["versus_full"] = paired_test(out["full"]["runs"], s["runs"]) if name != "full" and "full" in out else None
+    return out
+
+
+def run_seconds(folder: Path) -> float:
+    """Training wall time of a setting: the sum of its epochs (training and validation)."""
+    return float(sum(h["seconds"] for path in folder.glob("**/fold-*/metrics.json")
+                     for h in json.loads(path.read_text())["history"]))
+
+
+def ablation_table(root: str | Path) -> str:
+    """Markdown: mean +- std over every seed x fold, and the paired difference to the full model."""
+    rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | Wilcoxon p | training time |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, s in ablation_summary(root).items():
+        v = s["versus_full"]
+        diff = f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']})" if v else ""
+        p = f"{v['p']:.3f}" if v and v["p"] is not None else ""
+        rows.append(f"| {DESCRIPTIONS[name]} | {len(s['runs'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
+                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {diff} | {p} | {s['seconds'] / 60:.1f} min |")
     return "\n".join(rows) + "\n"
+
+
+def chosen_settings(spec: str, unimodal: bool) -> dict:
+    every = {**SETTINGS, **UNIMODAL}
+    if spec == "all":
+        return dict(SETTINGS, **(UNIMODAL if unimodal else {}))
+    names = spec.split(",")
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; choose from {', '.join(every)}")
+    return {n: every[n] for n in names}
 
 
 def main(argv=None) -> int:
     parser = parser_for(TrainConfig, __doc__.strip().splitlines()[0])
     parser.add_argument("--unimodal", action="store_true", help="also train the speech-only and text-only baselines")
     parser.add_argument("--settings", default="all", help="comma-separated subset of: " + ", ".join(list(SETTINGS) + list(UNIMODAL)))
+    parser.add_argument("--seeds", default="", help="comma-separated seeds, each run in <out>/<setting>/seed-S/ (default: --seed alone)")
     args = vars(parser.parse_args(argv))
-    unimodal, chosen = args.pop("unimodal"), args.pop("settings")
+    unimodal, spec, seeds = args.pop("unimodal"), args.pop("settings"), args.pop("seeds")
     base = TrainConfig(**args)
-    settings = dict(SETTINGS, **(UNIMODAL if unimodal else {}))
-    if chosen != "all":
-        names = chosen.split(",")
-        unknown = [n for n in names if n not in {**SETTINGS, **UNIMODAL}]
-        if unknown:
-            print(f"error: unknown setting(s) {unknown}", file=sys.stderr)
-            return 1
-        settings = {n: {**SETTINGS, **UNIMODAL}[n] for n in names}
     root = Path(base.out)
     try:
-        for name, change in settings.items():
-            train(dataclasses.replace(base, out=str(root / name), **change))
+        settings = chosen_settings(spec, unimodal)
+        seed_list = [int(s) for s in seeds.split(",")] if seeds else None
+        caches: dict = {}    # the frozen encoders' outputs, computed once for every setting and seed
+        for seed in seed_list or [base.seed]:
+            for name, change in settings.items():
+                out = root / name / f"seed-{seed}" if seed_list else root / name
+                train(dataclasses.replace(base, out=str(out), seed=seed, **change), caches)
     except (TrainingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     table = ablation_table(root)
     (root / "ablation.md").write_text(table)
+    (root / "ablation.json").write_text(json.dumps(ablation_summary(root), indent=2))
     print(table)
     return 0
 

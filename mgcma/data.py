@@ -227,30 +227,36 @@ class UtteranceDataset(Dataset):
     """Records -> dict(index, audio, text, label). With `views` > 1 it holds views x len(records)
     items: item i is record i // views heard through augmentation number i % views (0 = clean),
     the same on every visit (seeded), so a frozen encoder's output can be cached per item.
-    `hygiene` (silence trim, loudness) is applied after augmentation, as to a real recording."""
+    `hygiene` (silence trim, loudness) is applied after augmentation, as to a real recording.
+    `cached`: speech keys whose encoder output is already cached; their audio is not loaded (an
+    empty waveform stands in), which makes epochs over frozen encoders cost the heads only."""
 
     def __init__(self, records: list[Utterance], labels: list[str], limits: AudioLimits = AudioLimits(),
-                 hygiene: Hygiene | None = None, views: int = 1, augment=None, seed: int = 0):
+                 hygiene: Hygiene | None = None, views: int = 1, augment=None, seed: int = 0,
+                 cached: set | None = None):
         unknown = sorted({r.label for r in records} - set(labels))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the model's labels {labels}")
         self.records, self.limits, self.hygiene = records, limits, hygiene
         self.views, self.augment, self.seed = views if augment is not None else 1, augment, seed
         self.label_index = {name: i for i, name in enumerate(labels)}
+        self.cached = cached if cached is not None else set()
 
     def __len__(self):
         return len(self.records) * self.views
 
     def __getitem__(self, item):
         r, view = self.records[item // self.views], item % self.views
+        key = f"{r.path or r.corpus + ':' + r.id}#{view}"
         audio = np.zeros(0, dtype=np.float32)
-        if r.has_audio:
+        if r.has_audio and key not in self.cached:
             audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
             if view:
                 audio = self.augment(audio, seed=self.seed * 1_000_003 + item)
             if self.hygiene is not None:
                 audio = clean_speech(audio, self.hygiene)
-        return dict(index=item, record=item // self.views, audio=audio, text=r.text, label=self.label_index[r.label])
+        return dict(index=item, record=item // self.views, audio=audio, text=r.text, label=self.label_index[r.label],
+                    speech_key=key)
 
     def durations(self) -> list[float]:
         """Seconds per record from the file headers (no decoding), for bucketing; 0 without audio."""
@@ -293,13 +299,14 @@ class Collator:
         batch = dict(audio=audio, audio_mask=audio_mask,
                      labels=torch.tensor([it["label"] for it in items]),
                      index=torch.tensor([it["index"] for it in items]),
-                     record=torch.tensor([it.get("record", it["index"]) for it in items]))
+                     record=torch.tensor([it.get("record", it["index"]) for it in items]),
+                     speech_keys=[it.get("speech_key", it["index"]) for it in items])
         if self.tokenizer is not None:
             texts = [it["text"] or "" for it in items]
             enc = self.tokenizer(texts, padding=True, truncation=True,
                                  max_length=self.max_text_tokens, return_tensors="pt")
             has_text = torch.tensor([bool(t.strip()) for t in texts])
-            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool() & has_text[:, None],
+            batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool() & has_text[:, None], texts=texts,
                          text_keys=torch.tensor([text_key(t) for t in texts], dtype=torch.long))
         return batch
 

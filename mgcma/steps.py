@@ -12,17 +12,22 @@ MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / 
 
 class FeatureCache:
     """Outputs of frozen encoders per item, computed once (an epoch then costs only the heads).
-    Kept in half precision: a Whisper encoder's every-layer features are large."""
+    Keyed by content (an audio file and its augmented view; a transcript), so that one cache
+    can serve every fold, seed and setting of an ablation. Kept in half precision: a Whisper
+    encoder's every-layer features are large."""
 
     def __init__(self):
         self.store = {}
+        self.keys = set()   # what a dataset may skip loading (it holds this set, not the features)
 
     def get(self, keys, compute):
-        """keys: list of ints; compute() -> (features (B, T, ...), mask (B, T)) for the whole batch."""
+        """keys: one hashable per row; compute() -> (features (B, T, ...), mask (B, T)) for the whole batch."""
         if any(k not in self.store for k in keys):
             feats, mask = compute()
             for k, f, m in zip(keys, feats, mask):
-                self.store[k] = f[m].detach().to(torch.float16)
+                if k not in self.store:   # a row already cached may have come without its audio
+                    self.store[k] = f[m].detach().to(torch.float16)
+                    self.keys.add(k)
         feats = [self.store[k] for k in keys]
         n = max(1, max(f.shape[0] for f in feats))   # a batch without audio still has one (masked) frame
         out = torch.zeros(len(feats), n, *feats[0].shape[1:], device=feats[0].device)
@@ -40,13 +45,13 @@ def model_inputs(model, batch, caches, modality: str = "both"):
     if c.uses_speech:
         if "speech" in caches:
             inputs["speech_features"], inputs["speech_mask"] = caches["speech"].get(
-                batch["index"].tolist(), lambda: model.encode_speech(batch["audio"], batch["audio_mask"]))
+                batch["speech_keys"], lambda: model.encode_speech(batch["audio"], batch["audio_mask"]))
         else:
             inputs.update(audio=batch["audio"], audio_mask=batch["audio_mask"])
     if c.uses_text:
         text_mask = batch["text_mask"]
         if "text" in caches:
-            feats, _ = caches["text"].get(batch["record"].tolist(),
+            feats, _ = caches["text"].get(batch["texts"],
                                           lambda: (model.encode_text(batch["input_ids"], text_mask), text_mask))
             inputs.update(text_features=feats[:, :text_mask.shape[1]], text_mask=text_mask)
         else:

@@ -154,8 +154,9 @@ def model_config(cfg: TrainConfig, labels):
     return preset(cfg.preset, **overrides)
 
 
-def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training=False):
-    """Training loaders draw by corpus weights and hear augmented views; the others are plain."""
+def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training=False, caches=None):
+    """Training loaders draw by corpus weights and hear augmented views; the others are plain.
+    Clips whose frozen-encoder output is in `caches` are not loaded again."""
     subset = [records[i] for i in indices]
     views, augment, draw = 1, None, None
     if training and cfg.augment_views > 1 and model.config.uses_speech:
@@ -164,7 +165,8 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training
     if training and (cfg.corpus_weights or cfg.balance_classes):
         draw = CorpusMixture(subset, parse_weights(cfg.corpus_weights), cfg.balance_classes, seed)
     dataset = UtteranceDataset(subset, model.config.labels, AudioLimits(max_seconds=cfg.max_seconds),
-                               hygiene=model.config.hygiene, views=views, augment=augment, seed=seed)
+                               hygiene=model.config.hygiene, views=views, augment=augment, seed=seed,
+                               cached=caches["speech"].keys if caches and "speech" in caches else None)
     sampler = BucketSampler(dataset.durations(), cfg.batch_size, shuffle=shuffle, seed=seed, views=views, draw=draw)
     collate = Collator(tokenizer, model.config.max_text_tokens)
     # its own generator: worker seeding must not draw on the global RNG that dropout uses,
@@ -226,7 +228,17 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
 
 
 # ------------------------------------------------------------------------------------ folds
-def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerator, val_idx=None) -> dict:
+def frozen_caches(model, cfg, shared: dict | None) -> dict:
+    """A FeatureCache per frozen encoder: the caller's `shared` ones (content-keyed, so valid
+    across folds and runs with the same encoders), else fresh ones."""
+    names = [n for n in ("speech", "text") if cfg.cache_features and getattr(model.config, f"freeze_{n}_encoder")]
+    if shared is None:
+        return {n: FeatureCache() for n in names}
+    return {n: shared.setdefault(n, FeatureCache()) for n in names}
+
+
+def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerator, val_idx=None,
+             shared_caches: dict | None = None) -> dict:
     fold_dir = Path(cfg.out) / f"fold-{fold_id}"
     metrics_path, state_path = fold_dir / "metrics.json", fold_dir / "state.pt"
     if cfg.resume and metrics_path.is_file():
@@ -239,8 +251,9 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     random.seed(cfg.seed + fold_id)
     model = MGCMA(model_config(cfg, labels))
     tokenizer = load_tokenizer(model.config)
-    train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, training=True)
-    val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0)
+    caches, val_caches = frozen_caches(model, cfg, shared_caches), frozen_caches(model, cfg, shared_caches)
+    train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, True, caches)
+    val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0, caches=val_caches)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
@@ -253,9 +266,6 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler)
     plain = accelerator.unwrap_model(model)
-    caches = {n: FeatureCache() for n in ("speech", "text")
-              if cfg.cache_features and getattr(plain.config, f"freeze_{n}_encoder")}
-    val_caches = {n: FeatureCache() for n in caches}
     log.info(f"fold {fold_id} (test = {name}): {len(train_idx)} train, {len(val_idx)} validation, "
              f"{len(test_idx)} test utterances; {epochs} epochs of {steps_per_epoch} steps")
     bar = tqdm(total=total, initial=progress["step"], desc=f"fold {fold_id}", unit="step",
@@ -281,17 +291,20 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
             save_state(state_path, plain, optimizer, scheduler, progress)
         accelerator.wait_for_everyone()
     bar.close()
-    return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator)
+    return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches)
 
 
-def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator) -> dict:
+def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches=None) -> dict:
     """The one evaluation on the test fold, with the model selected on validation: over all
-    test records and per corpus, from both modalities and (a two-modality model) from each alone."""
+    test records and per corpus, from both modalities and (a two-modality model) from each alone.
+    Without shared caches the frozen encoders run afresh in full precision."""
     best = load_model(fold_dir / "best", accelerator.device)
-    test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0)
+    caches = frozen_caches(best, cfg, shared_caches) if shared_caches is not None else {}
+    test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0,
+                              caches=caches)
     test_loader = accelerator.prepare(test_loader)
     modalities = MODALITIES if best.config.modality == "both" else ("both",)
-    scores = evaluate(best, test_loader, {}, accelerator, [records[i].corpus for i in test_idx], modalities)
+    scores = evaluate(best, test_loader, caches, accelerator, [records[i].corpus for i in test_idx], modalities)
     test = scores["both"]
     metrics = dict(fold=fold_id, test_group=name, WA=test["WA"], UA=test["UA"], recall=test["recall"],
                    confusion_matrix=test["confusion_matrix"], labels=test["labels"], n_test=test["n"],
@@ -336,7 +349,9 @@ def mixed_precision(cfg: TrainConfig) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, shared_caches: dict | None = None) -> dict:
+    """Every selected fold of `cfg`. `shared_caches` ({} to start): frozen encoders' outputs kept
+    across calls, for runs that differ only in their heads (ablations, seeds)."""
     out = Path(cfg.out)
     # cpu=True without CUDA: under `accelerate launch --multi_gpu --num_processes N` (torchrun)
     # that makes accelerate form a gloo process group on the CPU instead of N lone processes
@@ -357,7 +372,7 @@ def train(cfg: TrainConfig) -> dict:
     results = []
     for k in select_folds(cfg.folds, len(folds)):
         name, train_idx, test_idx, val_idx = folds[k]
-        results.append(run_fold(cfg, records, labels, k, name, train_idx, test_idx, accelerator, val_idx))
+        results.append(run_fold(cfg, records, labels, k, name, train_idx, test_idx, accelerator, val_idx, shared_caches))
     summary = summarise(cfg, results) if accelerator.is_main_process else {}
     if summary:
         log.info(f"mean over {len(results)} fold(s): WA {100 * summary['WA_mean']:.2f} +- {100 * summary['WA_std']:.2f} %, "

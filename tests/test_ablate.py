@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from mgcma import ablate
+from mgcma.model import MGCMA
+
+
+def test_seeds_x_folds_table_with_paired_test_and_one_encoder_pass_per_clip(tiny_corpus, tmp_path, monkeypatch):
+    encoded = []
+    original = MGCMA.encode_speech
+
+    def counting(self, audio, audio_mask):
+        encoded.append(int(audio_mask.any(-1).sum()))
+        return original(self, audio, audio_mask)
+    monkeypatch.setattr(MGCMA, "encode_speech", counting)
+    out = tmp_path / "ablation"
+    rc = ablate.main(["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+                      "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0,1",
+                      "--settings", "full,none,speech-only", "--seeds", "0,1", "--out", str(out)])
+    assert rc == 0
+    # 64 clips, each through the frozen speech encoder once for 3 settings x 2 seeds x 2 folds
+    assert sum(encoded) == 64
+    summary = json.loads((out / "ablation.json").read_text())
+    assert set(summary) == {"full", "none", "speech-only"}
+    for name, s in summary.items():
+        assert len(s["runs"]) == 4 and {(r["seed"], r["fold"]) for r in s["runs"]} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+        assert (out / name / "seed-1" / "fold-1" / "metrics.json").is_file()
+        assert s["seconds"] > 0
+    none = summary["none"]["versus_full"]
+    full_ua = {(r["seed"], r["fold"]): r["UA"] for r in summary["full"]["runs"]}
+    diffs = [r["UA"] - full_ua[(r["seed"], r["fold"])] for r in summary["none"]["runs"]]
+    assert none["n"] == 4 and none["mean"] == pytest.approx(sum(diffs) / 4)
+    table = (out / "ablation.md").read_text()
+    assert "UA - full (paired)" in table and "(n=4)" in table and table.count("\n") == 5
+
+
+def test_an_interrupted_ablation_resumes_without_retraining(tiny_corpus, tmp_path):
+    args = ["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+            "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
+            "--settings", "full,none", "--seeds", "0", "--out", str(tmp_path / "a")]
+    assert ablate.main(args) == 0
+    before = (tmp_path / "a" / "none" / "seed-0" / "fold-0" / "metrics.json").read_text()
+    assert ablate.main(args) == 1   # refuses to overwrite
+    assert ablate.main(args + ["--resume"]) == 0
+    assert (tmp_path / "a" / "none" / "seed-0" / "fold-0" / "metrics.json").read_text() == before
+
+
+def test_paired_test_is_wilcoxon_over_matching_seed_and_fold():
+    full = [dict(seed=s, fold=f, UA=0.5) for s in range(2) for f in range(3)]
+    better = [dict(seed=s, fold=f, UA=0.5 + 0.01 * (1 + s + 2 * f)) for s in range(2) for f in range(3)]
+    result = ablate.paired_test(full, better)
+    assert result["n"] == 6 and result["mean"] == pytest.approx(0.01 * (1 + 0.5 + 2))
+    assert result["p"] == pytest.approx(2 / 2 ** 6)   # all six differences positive: exact two-sided p
+    assert ablate.paired_test(full, full)["p"] is None
+    assert ablate.paired_test(full, [dict(seed=9, fold=0, UA=0.1)]) is None
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ValueError, match="nope"):
+        ablate.chosen_settings("full,nope", unimodal=False)
