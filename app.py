@@ -16,8 +16,9 @@ from mgcma.predict import DEFAULT_CHECKPOINT  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description="MGCMA emotion recognition demo")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
-    parser.add_argument("--asr", default="faster-whisper",
-                        help="faster-whisper[:DIR] (bundled tiny.en) | openai-whisper:NAME_OR_PATH | none")
+    parser.add_argument("--asr", default="auto",
+                        help="auto (the model's own Whisper, one encoder pass; else the bundled tiny.en) | shared | "
+                             "faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one) | cpu | cuda")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

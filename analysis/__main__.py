@@ -82,7 +82,7 @@ def cmd_figure3(args):
 
 
 def predict_one(args):
-    recognizer = EmotionRecognizer(args.checkpoint, asr="faster-whisper" if not args.text else "none")
+    recognizer = EmotionRecognizer(args.checkpoint, asr="auto" if not args.text else "none")
     return recognizer, recognizer.predict(args.audio, args.text)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table  # noqa: F401  (re-exported)
+from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table  # noqa: F401  (ablation_table re-exported)
 
 
 def ablation_figure(root: str | Path):

@@ -91,7 +91,7 @@ class App:
     def transcribe(self, audio_path):
         try:
             wave, _ = self.recognizer.load(audio_path)
-            text = self.recognizer.transcribe(wave)
+            text, _ = self.recognizer.transcribe(wave)
         except FAILURES as e:
             raise gr.Error(str(e)) from None
         if not text:
@@ -208,7 +208,7 @@ class App:
         choice.change(self.explain_segment, [long_audio, choice, segments], clip_outputs)
 
 
-def create_app(checkpoint, asr: str = "faster-whisper", device: str = "auto", concurrency: int = 2) -> gr.Blocks:
+def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2) -> gr.Blocks:
     """Load the model and the ASR once, build the UI, queue requests."""
     demo = App(EmotionRecognizer(checkpoint, asr, device)).build()
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)

@@ -1,6 +1,6 @@
 """Score a checkpoint on any manifest: WA, UA, per-class recall and the confusion matrix.
 
-  python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr none|faster-whisper[:DIR]|openai-whisper:...]
+  python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
                            [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
                            [--by sex] [--out FILE.json]
 
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
     parser.add_argument("--manifest", required=True, help="CSV or JSONL with path, text, label, speaker")
     parser.add_argument("--split", default=None, help="score only rows of this split (train/validation/test)")
-    parser.add_argument("--asr", default="faster-whisper", help="for empty texts: faster-whisper[:DIR] | openai-whisper:... | none")
+    parser.add_argument("--asr", default="auto", help="for empty texts: auto | shared | faster-whisper[:DIR] | openai-whisper:... | none")
     parser.add_argument("--modality", default="both", choices=["both", "speech", "text"], help="what the answer may use")
     parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
     parser.add_argument("--by", default=None, help="also score per value of this manifest column (e.g. sex)")

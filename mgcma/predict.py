@@ -2,7 +2,9 @@
 
   python -m mgcma.predict --audio clip.wav [--text "..."] [--checkpoint DIR] [--asr SPEC] --json
 
-The model and the ASR are loaded once (EmotionRecognizer) and reused for every request.
+The model and the ASR are loaded once (EmotionRecognizer) and reused for every request. With
+--asr auto (the default) a model whose speech encoder is Whisper's transcribes with the same
+encoder pass (mgcma/shared_asr.py); others use faster-whisper's tiny.en.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from .asr import ASRError, load_asr
+from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
@@ -63,15 +66,27 @@ def pick_device(device: str = "auto") -> str:
 
 
 class EmotionRecognizer:
-    def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "faster-whisper",
+    def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "auto",
                  device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0)):
         self.device = pick_device(device)
         self.model = load_model(checkpoint, self.device)
         self.config = self.model.config
         self.tokenizer = load_tokenizer(self.config, checkpoint)
-        self.asr = load_asr(asr, self.device) if self.config.uses_text else None
+        self.asr = self.make_asr(asr) if self.config.uses_text else None
         self.limits = limits
         self.checkpoint = Path(checkpoint)
+
+    def make_asr(self, spec: str):
+        """"auto": one shared Whisper pass where the model can (its speech encoder is Whisper's
+        with a CTranslate2 decoder beside it), else faster-whisper. "shared": that pass or an error."""
+        directory = decoder_directory(self.config.speech_encoder) if self.config.uses_speech else None
+        if spec == "shared" and directory is None:
+            raise ASRError(f"--asr shared needs a Whisper speech encoder read from CTranslate2 files; "
+                           f"this model's is {self.config.speech_encoder!r}")
+        if spec in ("auto", "shared") and directory is not None:
+            return SharedWhisperASR(self.model.speech_encoder, directory, self.config.speech_layers == "weighted",
+                                    self.device)
+        return load_asr("faster-whisper" if spec == "auto" else spec, self.device)
 
     def load(self, audio) -> tuple[np.ndarray, list[str]]:
         """A path, a (sample_rate, array) pair as Gradio gives it, or a 16 kHz array
@@ -95,11 +110,15 @@ class EmotionRecognizer:
                 wave = prepare_waveform(audio, SAMPLE_RATE, self.limits)
         return wave, [str(w.message) for w in caught]
 
-    def transcribe(self, wave: np.ndarray) -> str:
+    def transcribe(self, wave: np.ndarray) -> tuple[str, tuple | None]:
+        """-> (transcript, the speech features and mask when the shared pass computed them)."""
         if self.asr is None:
             raise InputError("no transcript was given and no ASR is loaded (--asr none)")
         try:
-            return self.asr(wave)
+            if isinstance(self.asr, SharedWhisperASR):
+                features, mask, text = self.asr.listen(wave)
+                return text, (features, mask)
+            return self.asr(wave), None
         except Exception as e:
             raise ASRError(f"the speech recogniser failed ({e.__class__.__name__}: {e}); type the transcript instead") from None
 
@@ -116,9 +135,11 @@ class EmotionRecognizer:
         if needs_words and self.asr is None and self.config.uses_speech:
             notes.append("no transcript and no speech recogniser (--asr none): the answer comes from the voice alone")
             needs_words = False
+        speech = None
         if needs_words:
             start = time.perf_counter()
-            text, source = self.transcribe(wave), "asr"
+            text, speech = self.transcribe(wave)
+            source = "asr"
             timings["asr"] = 1000 * (time.perf_counter() - start)
             if not text:
                 notes.append("the speech recogniser heard no words; type the transcript and run again")
@@ -130,7 +151,7 @@ class EmotionRecognizer:
         if not text and self.config.modality == "text":
             raise InputError("this model reads words only, and there are none: type the transcript")
         start = time.perf_counter()
-        answers, words, offsets = self.forward(wave, text)
+        answers, words, offsets = self.forward(wave, text, speech)
         timings["model"] = 1000 * (time.perf_counter() - start)
         out = answers["both"]   # the main answer: every modality the model and this input have
         labels = self.config.labels
@@ -144,13 +165,16 @@ class EmotionRecognizer:
             audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings,
             warnings=notes, answers=probabilities if len(answers) > 1 else {})
 
-    def forward(self, wave: np.ndarray | None, text: str):
+    def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None):
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
-        The encoders run once; each answer hides the other modality with its mask."""
+        The encoders run once (`speech`: features and mask the shared ASR pass already computed);
+        each answer hides the other modality with its mask."""
         inputs, words, offsets = {}, [], []
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None
         with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-            if self.config.uses_speech:
+            if speech is not None:
+                inputs["speech_features"], inputs["speech_mask"] = speech
+            elif self.config.uses_speech:
                 audio = torch.zeros(1, 1) if wave is None else torch.from_numpy(wave)[None]
                 mask = torch.full_like(audio, wave is not None, dtype=torch.bool)
                 inputs["speech_features"], inputs["speech_mask"] = self.model.encode_speech(audio.to(self.device), mask.to(self.device))
@@ -193,7 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--audio", required=True, help="speech file (WAV, FLAC, OGG, MP3; any rate)")
     parser.add_argument("--text", default=None, help="the transcript; omitted: the ASR writes it")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
-    parser.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
+    parser.add_argument("--asr", default="auto", help="auto | shared | faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--segments", action="store_true",

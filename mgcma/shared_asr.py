@@ -1,0 +1,91 @@
+"""One Whisper encoder pass for both the transcript and the emotion.
+
+When MGCMA's speech encoder is Whisper's (read from CTranslate2 files), the transcript need not
+pay for a second encoder: our encoder runs once over the clip plus a few seconds of silence
+(`WhisperAudioEncoder.forward_with_silence`), its every-layer clip frames go to MGCMA, and its
+last layer goes to the CTranslate2 decoder of the same Whisper. The clip's frames are exactly
+those of the clip alone, so the emotion model sees what it was trained on.
+
+Whisper pads every input to 30 s; here only `silence_seconds` are added (10 s by default), which
+costs less and, on RAVDESS and synthetic clips, transcribes as well as the 30-s padding
+(benchmarks/shared_pass.py measures it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, WhisperAudioEncoder, embedded_whisper_dir
+
+MAX_SECONDS = 30.0
+
+
+@dataclass
+class SharedASRConfig:
+    silence_seconds: float = 10.0   # appended to each clip for the decoder (capped at 30 s in all)
+    beam_size: int = 5
+    max_tokens: int = 224
+    language: str = "en"
+
+
+def decoder_directory(speech_encoder: str | None) -> Path | None:
+    """The CTranslate2 Whisper directory holding the decoder of the model's speech encoder, or
+    None when the encoder came from elsewhere (an openai-whisper .pt, a transformers folder)."""
+    if speech_encoder in (WHISPER_TINY_EN, WHISPER_BASE):
+        return embedded_whisper_dir(speech_encoder)
+    if speech_encoder and (Path(speech_encoder) / "model.bin").is_file():
+        return Path(speech_encoder)
+    return None
+
+
+class SharedWhisperASR:
+    """`listen(wave)` -> MGCMA's speech features, their mask, and the transcript, from one encoder pass."""
+
+    def __init__(self, encoder: WhisperAudioEncoder, directory: str | Path, weighted: bool,
+                 device: str = "cpu", config: SharedASRConfig = SharedASRConfig()):
+        import ctranslate2
+        import tokenizers
+        from faster_whisper.tokenizer import Tokenizer
+        self.encoder, self.weighted, self.config = encoder, weighted, config
+        self.name = f"Whisper decoder ({directory}) over MGCMA's encoder pass"
+        on_gpu = device.startswith("cuda")
+        self.decoder = ctranslate2.models.Whisper(str(directory), device="cuda" if on_gpu else "cpu",
+                                                  compute_type="float16" if on_gpu else "int8")
+        hf = tokenizers.Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
+        multilingual = self.decoder.is_multilingual
+        self.tokenizer = Tokenizer(hf, multilingual, task="transcribe" if multilingual else None,
+                                   language=config.language if multilingual else None)
+        self.prompt = list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
+
+    def listen(self, wave: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """16 kHz clip (N,) -> features (1, T, L, D) every hidden state (or (1, T, D) the last),
+        mask (1, T), transcript."""
+        device = self.encoder.conv1.weight.device
+        audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)
+        silence = max(0.0, min(self.config.silence_seconds, MAX_SECONDS - len(wave) / 16000))
+        out = self.encoder.forward_with_silence(audio, silence, output_hidden_states=self.weighted)
+        T = int(out.mask.sum())
+        if self.weighted:
+            features = torch.stack([*out.hidden_states, out.last_hidden_state], dim=2)[:, :T]   # (1, T, L, D)
+        else:
+            features = out.last_hidden_state[:, :T]
+        return features, out.mask[:, :T], self.decode(out.last_hidden_state)
+
+    def decode(self, frames: torch.Tensor) -> str:
+        """(1, S, d) encoder output -> text."""
+        import ctranslate2
+        array = np.ascontiguousarray(frames.float().cpu().numpy())
+        features = ctranslate2.StorageView.from_array(array)
+        if self.decoder.device == "cuda":
+            features = features.to_device(ctranslate2.Device.cuda)
+        result = self.decoder.generate(features, [self.prompt], beam_size=self.config.beam_size,
+                                       max_length=self.config.max_tokens)
+        tokens = [t for t in result[0].sequences_ids[0] if t < self.tokenizer.eot]
+        return self.tokenizer.decode(tokens).strip()
+
+    def __call__(self, wave: np.ndarray) -> str:
+        """The transcript alone (the ASR interface)."""
+        return self.listen(wave)[2]

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from mgcma.asr import ASRError, FasterWhisperASR, word_error_rate
+from mgcma.predict import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT, EmotionRecognizer
+from mgcma.shared_asr import SharedWhisperASR
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+WORDS = "I just got the job, this is wonderful news."
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return EmotionRecognizer(DEFAULT_CHECKPOINT, device="cpu")   # asr "auto"
+
+
+def test_the_default_transcribes_with_its_own_encoder_pass(recognizer):
+    assert isinstance(recognizer.asr, SharedWhisperASR)
+    wave, _ = recognizer.load(EXAMPLE)
+    features, mask, text = recognizer.asr.listen(wave)
+    assert word_error_rate(WORDS, text) <= 0.3
+    with torch.inference_mode():
+        alone, alone_mask = recognizer.model.encode_speech(torch.from_numpy(wave)[None], torch.ones(1, len(wave), dtype=torch.bool))
+    assert features.shape == alone.shape and bool(mask.all()) and bool(alone_mask.all())
+    torch.testing.assert_close(features, alone, atol=2e-3, rtol=1e-3)
+
+
+def test_a_shared_pass_answers_as_the_separate_encoder_does(recognizer):
+    heard = recognizer.predict(EXAMPLE)
+    assert heard.transcript_source == "asr" and heard.transcript
+    typed = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu").predict(EXAMPLE, heard.transcript)
+    for modality in ("both", "speech", "text"):
+        assert heard.answers[modality] == pytest.approx(typed.answers[modality], abs=1e-3)
+
+
+def test_a_model_without_a_whisper_encoder_falls_back_to_faster_whisper():
+    assert isinstance(EmotionRecognizer(SYNTHETIC_CHECKPOINT, device="cpu").asr, FasterWhisperASR)
+    with pytest.raises(ASRError, match="Whisper speech encoder"):
+        EmotionRecognizer(SYNTHETIC_CHECKPOINT, asr="shared", device="cpu")
+
+
+def test_the_transcript_alone_through_the_asr_interface(recognizer):
+    wave, _ = sf.read(EXAMPLE, dtype="float32")
+    assert word_error_rate(WORDS, recognizer.asr(wave)) <= 0.3
