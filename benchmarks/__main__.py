@@ -199,7 +199,7 @@ def bench_requests(quick: bool) -> dict:
     """The bundled model on a 5 s clip, the way the app serves it, by stage."""
     from analysis.reference import ReferenceMap
     from analysis.views import prediction_views
-    recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, "faster-whisper", DEVICE)
+    recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, "auto", DEVICE)
     reference = ReferenceMap.load(DEFAULT_CHECKPOINT)
     clip = (16000, speech_clip(5.0))
     repeat = 3 if quick else 7

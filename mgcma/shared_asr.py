@@ -7,11 +7,14 @@ last layer goes to the CTranslate2 decoder of the same Whisper. The clip's frame
 those of the clip alone, so the emotion model sees what it was trained on.
 
 Whisper pads every input to 30 s; here only `silence_seconds` are added (10 s by default), which
-costs less and, on RAVDESS and synthetic clips, transcribes as well as the 30-s padding
-(benchmarks/shared_pass.py measures it).
+costs less. With too little silence Whisper's decoder can fall into a loop ("... the door. Kids are
+talking by the door. Kids ..."); as faster-whisper does, a transcript that compresses too well
+(gzip ratio > 2.4) is decoded again, here from a pass with the full 30 s of context.
+benchmarks/shared_pass.py measures the cost and the word error rate against faster-whisper.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,13 @@ class SharedASRConfig:
     beam_size: int = 5
     max_tokens: int = 224
     language: str = "en"
+    max_compression: float = 2.4    # above it the transcript is a loop: decode again from 30 s of context
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's loop detector: a repeated phrase compresses far better than language does."""
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
 
 
 def decoder_directory(speech_encoder: str | None) -> Path | None:
@@ -65,14 +75,17 @@ class SharedWhisperASR:
         mask (1, T), transcript."""
         device = self.encoder.conv1.weight.device
         audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)
-        silence = max(0.0, min(self.config.silence_seconds, MAX_SECONDS - len(wave) / 16000))
-        out = self.encoder.forward_with_silence(audio, silence, output_hidden_states=self.weighted)
+        room = max(0.0, MAX_SECONDS - len(wave) / 16000)
+        out = self.encoder.forward_with_silence(audio, min(self.config.silence_seconds, room), self.weighted)
         T = int(out.mask.sum())
         if self.weighted:
             features = torch.stack([*out.hidden_states, out.last_hidden_state], dim=2)[:, :T]   # (1, T, L, D)
         else:
             features = out.last_hidden_state[:, :T]
-        return features, out.mask[:, :T], self.decode(out.last_hidden_state)
+        text = self.decode(out.last_hidden_state)
+        if compression_ratio(text) > self.config.max_compression and room > self.config.silence_seconds:
+            text = self.decode(self.encoder.forward_with_silence(audio, room).last_hidden_state)
+        return features, out.mask[:, :T], text
 
     def decode(self, frames: torch.Tensor) -> str:
         """(1, S, d) encoder output -> text."""
