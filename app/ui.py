@@ -5,6 +5,7 @@ Thin on purpose: mgcma.predict does the inference, analysis.views draws the figu
 from __future__ import annotations
 
 import csv
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
 from analysis.timeline import timeline_plotly
 from analysis.views import prediction_views
 from mgcma.asr import ASRError
-from mgcma.audio import AudioError
+from mgcma.audio import SAMPLE_RATE, AudioError
+from mgcma.live import LiveConfig, LiveTake, live_label
 from mgcma.predict import EmotionRecognizer, InputError
 from mgcma.segments import SegmentConfig, classify_segments
 
@@ -82,9 +84,10 @@ def segment_name(i: int, s: dict) -> str:
 
 
 class App:
-    def __init__(self, recognizer: EmotionRecognizer, segment_config: SegmentConfig = SegmentConfig()):
+    def __init__(self, recognizer: EmotionRecognizer, segment_config: SegmentConfig = SegmentConfig(),
+                 live_config: LiveConfig = LiveConfig()):
         self.recognizer = recognizer
-        self.segment_config = segment_config
+        self.segment_config, self.live_config = segment_config, live_config
         ref_dir = recognizer.checkpoint
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
 
@@ -136,17 +139,42 @@ class App:
                 for i, s in enumerate(segments)]
         choices = [segment_name(i, s) for i, s in enumerate(segments)]
         figure = timeline_plotly(segments, self.recognizer.config.labels) if segments else None
-        return figure, rows, gr.update(choices=choices, value=None), segments
+        return figure, rows, gr.update(choices=choices, value=None), dict(path=audio_path, segments=segments)
 
-    def explain_segment(self, audio_path, choice, segments):
+    def explain_segment(self, choice, recording):
         """One utterance of the long recording through the full single-clip analysis."""
-        if not choice or not segments:   # the choices were just reset by a new analysis
+        if not choice or not recording or not recording["segments"]:   # the choices were just reset
             return tuple(gr.update() for _ in range(6))
-        s = segments[int(choice.split(":")[0]) - 1]
+        s, audio_path = recording["segments"][int(choice.split(":")[0]) - 1], recording["path"]
         info = sf.info(audio_path)
         wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
                            dtype="float32", always_2d=True)
         return self.analyse((sr, wave), s["text"])
+
+    def live_start(self):
+        return LiveTake(self.live_config), "listening..."
+
+    def live_chunk(self, chunk, take):
+        """A chunk from the microphone; about every 2 s the label of the latest seconds."""
+        if chunk is None:
+            return gr.update(), take, gr.update()
+        take = take if isinstance(take, LiveTake) else LiveTake(self.live_config)
+        if not take.add(*chunk):
+            return gr.update(), take, f"recording: {take.seconds:.0f} s" + (" (limit reached)" if take.full else "")
+        probabilities = live_label(self.recognizer, take)
+        status = f"recording: {take.seconds:.0f} s; the label hears the last {self.live_config.window_seconds:.0f} s of voice"
+        return (probabilities if probabilities is not None else gr.update()), take, status
+
+    def live_stop(self, take):
+        """The whole take through the full analysis: one clip, or the timeline when it is long."""
+        if not isinstance(take, LiveTake) or take.samples == 0:
+            raise gr.Error("nothing was recorded")
+        wave = take.audio()
+        if take.seconds <= self.recognizer.limits.max_seconds:
+            return (*self.analyse((SAMPLE_RATE, wave), ""), *(gr.update() for _ in range(4)))
+        with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+            sf.write(f.name, wave, SAMPLE_RATE)
+        return (*(gr.update() for _ in range(6)), *self.analyse_long(f.name))
 
     def predict_api(self, audio_file, text):
         """audio file + optional text -> label, probabilities, transcript, W2."""
@@ -174,6 +202,7 @@ class App:
                     label = gr.Label(num_top_classes=len(self.recognizer.config.labels), label="Predicted emotion",
                                      elem_id="label")
                     summary = gr.Markdown(elem_id="summary")
+            live_parts = self.build_live()
             heatmap = gr.Plot(label="Words vs. time: token cross-attention", elem_id="heatmap")
             with gr.Row():
                 gaussians = gr.Plot(label="Speech and text Gaussians", elem_id="gaussians")
@@ -187,8 +216,29 @@ class App:
             api_out = gr.JSON(visible=False)
             api_button = gr.Button(visible=False)
             api_button.click(self.predict_api, [api_file, api_text], api_out, api_name="predict")
-            self.build_long(outputs)
+            self.wire_live(live_parts, outputs, self.build_long(outputs))
         return demo
+
+    def build_live(self):
+        """The live microphone's components, placed under the clip's answer; wired by wire_live."""
+        gr.Markdown("### Live microphone\nSpeak: about every 2 s the label shows what the voice of the last few "
+                    "seconds sounds like. Stop recording, and the whole take is analysed with its words: above, "
+                    "or in the timeline of the long-recording section when it is longer than a clip.")
+        with gr.Row():
+            live = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone (live)",
+                            elem_id="live_audio")
+            with gr.Column():
+                label = gr.Label(num_top_classes=len(self.recognizer.config.labels),
+                                 label="Voice, latest seconds (live)", elem_id="live_label")
+                status = gr.Markdown(elem_id="live_status")
+        return live, label, status, gr.State(None)
+
+    def wire_live(self, live_parts, clip_outputs, long_outputs):
+        live, label, status, take = live_parts
+        live.start_recording(self.live_start, None, [take, status])
+        live.stream(self.live_chunk, [live, take], [label, take, status], stream_every=0.5,
+                    time_limit=int(60 * self.live_config.max_minutes) + 30, concurrency_limit=None)
+        live.stop_recording(self.live_stop, [take], clip_outputs + long_outputs)
 
     def build_long(self, clip_outputs):
         gr.Markdown("## A long recording\nA call, a lecture, yourself talking for minutes: it is cut into "
@@ -203,9 +253,10 @@ class App:
         with gr.Row():
             choice = gr.Dropdown(label="Explain one utterance (its heatmap and Gaussians appear above)", choices=[],
                                  elem_id="segment_choice")
-        segments = gr.State([])
-        run_long.click(self.analyse_long, [long_audio], [timeline, table, choice, segments], api_name="segments")
-        choice.change(self.explain_segment, [long_audio, choice, segments], clip_outputs)
+        recording = gr.State(None)
+        run_long.click(self.analyse_long, [long_audio], [timeline, table, choice, recording], api_name="segments")
+        choice.change(self.explain_segment, [choice, recording], clip_outputs)
+        return [timeline, table, choice, recording]
 
 
 def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2) -> gr.Blocks:

@@ -85,12 +85,13 @@ def chromium():
 
 
 @contextmanager
-def app_page(url: str, height: int):
+def app_page(url: str, height: int, flags: tuple = ()):
     """The app in headless Debian Chromium, driven by Playwright."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", *flags])
         page = browser.new_page(viewport={"width": 1400, "height": height})
         page.goto(url)
         yield page
@@ -141,3 +142,25 @@ def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
         shot.parent.mkdir(exist_ok=True)
         page.locator("#timeline").screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_browser_live_microphone_gives_a_label_then_the_full_analysis(running_app, tmp_path):
+    """Chromium's fake microphone plays a WAV of the project's own clips; the app labels it live,
+    and analyses the whole take when recording stops."""
+    fake = long_recording(tmp_path / "microphone.wav", clips=2)
+    _, url = running_app
+    shot = Path(os.environ.get("MGCMA_SCREENSHOT_LIVE", tmp_path / "live.png"))
+    with app_page(url, 1600, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                              f"--use-file-for-fake-audio-capture={fake}"]) as page:
+        live = page.locator("#live_audio")
+        live.locator("button.record-button").click()
+        page.wait_for_function("document.querySelector('#live_label').textContent.match(/neutral|happy|angry|sad/)",
+                               timeout=60_000)
+        page.wait_for_function("document.querySelector('#live_status').textContent.match(/recording: [4-9]/)",
+                               timeout=60_000)
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        live.get_by_text("Stop").first.click()
+        page.wait_for_function("document.querySelector('#summary').textContent.includes('W2')", timeout=120_000)
+        assert page.locator("#text textarea, textarea").first.input_value().strip()   # the take was transcribed
+        page.locator("#heatmap .js-plotly-plot").first.wait_for(timeout=60_000)
