@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table  # noqa: F401  (ablation_table re-exported)
+from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table
+
+__all__ = ["ablation_figure", "ablation_table", "confusion_figure"]
 
 
 def ablation_figure(root: str | Path):

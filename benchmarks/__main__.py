@@ -128,7 +128,6 @@ def fold_weight_norm(model: MGCMA) -> None:
 
 def bench_flops(quick: bool) -> dict:
     """Forward FLOP/s of the paper-sized model against a large matmul's FLOP/s, in this run."""
-    from torch.utils.flop_counter import FlopCounterMode
     model = MGCMA(paper_sized_config(), pretrained=False).to(DEVICE).eval()
     fold_weight_norm(model)
     with torch.inference_mode():

@@ -28,7 +28,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import SAMPLE_RATE
 from .ct2 import dequantize, read_model_bin
 
 WHISPER_TINY_EN = "embedded:whisper-tiny.en"
