@@ -1,4 +1,4 @@
-"""python -m analysis figure3 | alignment | heatmap | gaussians | ablation | reference  (--help on each)
+"""python -m analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | reference  (--help on each)
 
 Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
 """
@@ -28,8 +28,9 @@ from .ablation import ablation_figure, ablation_table, confusion_figure  # noqa:
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
 from .gaussians import gaussian_figure, gaussian_plotly, w2_pairs_figure  # noqa: E402
-from .heatmap import attention_maps, heatmap_figure, heatmap_plotly  # noqa: E402
-from .reference import ReferenceMap  # noqa: E402
+from .heatmap import heatmap_figure, heatmap_plotly, span_caption  # noqa: E402
+from .word_times import WordTimer, clip_word_attention, word_attention_over  # noqa: E402
+from .reference import FILE as REFERENCE_FILE, ReferenceMap  # noqa: E402
 
 
 def save(out: Path, name: str, mpl=None, plotly=None) -> list[Path]:
@@ -87,25 +88,44 @@ def predict_one(args):
 
 
 def cmd_heatmap(args):
-    recognizer, pred = predict_one(args)
-    words, s2w, w2s, times = attention_maps(pred.output, pred.words, recognizer.model.frame_seconds,
-                                          text=pred.transcript, offsets=pred.offsets)
-    fig = heatmap_figure(words, s2w, w2s, times)
+    recognizer = EmotionRecognizer(args.checkpoint, asr="auto" if not args.text else "none")
+    pred, words, s2w, w2s, times, spans, shares = clip_word_attention(recognizer, WordTimer(), args.audio, args.text)
+    fig = heatmap_figure(words, s2w, w2s, times, per_head=args.per_head, spans=spans, share=shares["mean"])
     fig.suptitle(f'"{pred.transcript}": predicted {pred.label} ({100 * pred.probabilities[pred.label]:.0f} %)', y=1.02)
-    save(args.out, "heatmap", fig, heatmap_plotly(words, s2w, w2s, times))
+    save(args.out, "heatmap", fig, heatmap_plotly(words, s2w, w2s, times, spans, shares["mean"]))
+    print(span_caption(shares["mean"]))
+
+
+def cmd_word_attention(args):
+    recognizer = EmotionRecognizer(args.checkpoint, asr="none")
+    records = split_records(args.data, args.fold, args.max, seed=args.seed, split=args.split)
+    result = dict(checkpoint=str(args.checkpoint), data=args.data, **word_attention_over(recognizer, WordTimer(), records))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "word_attention.json").write_text(json.dumps(result, indent=2) + "\n")
+    m = result["mean_of_heads"]
+    print(f"{result['clips']} clips: {100 * m['in_span']:.1f} % of a word's attention inside its own span, "
+          f"chance {100 * m['chance']:.1f} % ({m['ratio']:.2f}x); per head: "
+          + ", ".join(f"{100 * h['in_span']:.1f} % ({h['ratio']:.2f}x)" for h in result["heads"]))
+    print(f"wrote {args.out / 'word_attention.json'}")
 
 
 def cmd_gaussians(args):
     recognizer, pred = predict_one(args)
     out = pred.output
     params = [t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)]
-    save(args.out, "gaussians", gaussian_figure(*params, pred.w2, pred.sim), gaussian_plotly(*params, pred.w2, pred.sim))
-    if args.data:
+    reference = None
+    if args.data:   # the reference set: --data's held-out clips
         from mgcma.losses import w2_distance
         import torch
         emb = embed_records(recognizer.model, recognizer.tokenizer, split_records(args.data, args.fold, args.max, split=args.split))
         w2 = w2_distance(*(torch.from_numpy(x) for x in (emb.mu_speech, emb.sigma_speech, emb.mu_text, emb.sigma_text))).numpy()
         save(args.out, "w2_pairs", w2_pairs_figure(w2))
+        reference = (np.diag(w2), w2[~np.eye(len(w2), dtype=bool)])
+    elif (Path(args.checkpoint) / REFERENCE_FILE).is_file():   # else the checkpoint's own reference map
+        ref = ReferenceMap.load(args.checkpoint)
+        reference = (ref.w2_own, ref.w2_other) if ref.w2_own is not None else None
+    save(args.out, "gaussians", gaussian_figure(*params, pred.w2, pred.sim, reference=reference),
+         gaussian_plotly(*params, pred.w2, pred.sim, reference=reference))
 
 
 def cmd_alignment(args):
@@ -152,7 +172,7 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
         if data:
-            p.add_argument("--data", required=name in ("figure3", "reference", "alignment"), help="manifest (CSV/JSONL) of the dataset")
+            p.add_argument("--data", required=name in ("figure3", "reference", "alignment", "word-attention"), help="manifest (CSV/JSONL) of the dataset")
             p.add_argument("--fold", type=int, default=0, help="use the test side of this fold (unseen speakers)")
             p.add_argument("--max", type=int, default=None, help="at most this many utterances")
             p.add_argument("--seed", type=int, default=0)
@@ -168,7 +188,10 @@ def main(argv=None) -> int:
     p.add_argument("--name", action="append", help="panel title per --checkpoint")
     p.add_argument("--space", default="fused", choices=["fused", "mu", "instance", "projected", "encoder"],
                    help="the representation space to draw")
-    add("heatmap", "token cross-attention of one utterance (words x seconds)", one_clip=True)
+    p = add("heatmap", "token cross-attention of one utterance (words x seconds, each word's spoken span outlined)", one_clip=True)
+    p.add_argument("--per-head", action="store_true", help="also draw each head")
+    p = add("word-attention", "share of each word's attention inside its own spoken span, over a set of clips", data=True)
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     add("gaussians", "speech and text Gaussians of one utterance (+ W2 of pairs over --data)", data=True, one_clip=True)
     p = add("alignment", "retrieval, pair/random distance, modality gap, silhouette in every representation space", data=True)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
@@ -180,6 +203,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
+         "word-attention": cmd_word_attention,
          "ablation": cmd_ablation, "reference": cmd_reference}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

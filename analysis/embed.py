@@ -34,7 +34,7 @@ def embed_records(model, tokenizer, records: list[Utterance], batch_size: int = 
     device = next(model.parameters()).device
     parts, order, predicted = {}, [], []
     for batch in tqdm(loader, desc="embedding", unit="batch", disable=not progress):
-        vectors, out = batch_vectors(model, {k: v.to(device) for k, v in batch.items()})
+        vectors, out = batch_vectors(model, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
         for k, v in vectors.items():
             parts.setdefault(k, []).append(v.float().cpu().numpy())
         order += batch["index"].tolist()

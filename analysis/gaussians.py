@@ -13,61 +13,71 @@ def top_dimensions(mu_s, sigma_s, mu_t, sigma_t, k: int = 4) -> np.ndarray:
     return np.argsort(-contribution)[:k]
 
 
-def density(x, mu, sigma):
-    return np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+def closeness_text(w2: float, reference: tuple | None) -> str:
+    """What "close" means for this W2 on the reference set's own and mismatched pairs."""
+    if reference is None:
+        return "no reference set: W2 alone"
+    own, other = (np.asarray(x) for x in reference)
+    return (f"smaller than {100 * np.mean(other > w2):.0f} % of mismatched pairs' W2 "
+            f"and {100 * np.mean(own > w2):.0f} % of matched pairs' (reference set)")
 
 
-def gaussian_figure(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int = 4):
-    """matplotlib: k 1-D densities (largest W2 contributions) and the 2-D view of the top two
-    dimensions with 1- and 2-sigma ellipses (axis-aligned: the covariances are diagonal)."""
+def gaussian_figure(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int = 8, reference: tuple | None = None):
+    """matplotlib: means +- sigma of both Gaussians on the k dimensions that add most to W2; and this
+    clip's W2 against the reference set's matched and mismatched pairs (`reference` = (own, other))."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Ellipse
     dims = top_dimensions(mu_s, sigma_s, mu_t, sigma_t, k)
-    share = ((mu_s - mu_t) ** 2 + (sigma_s - sigma_t) ** 2)
+    share = (mu_s - mu_t) ** 2 + (sigma_s - sigma_t) ** 2
     share = share / max(share.sum(), 1e-12)
-    fig, axes = plt.subplots(1, len(dims) + 1, figsize=(3.2 * (len(dims) + 1), 3.2))
-    for ax, d in zip(axes, dims):
-        lo = min(mu_s[d] - 3.5 * sigma_s[d], mu_t[d] - 3.5 * sigma_t[d])
-        hi = max(mu_s[d] + 3.5 * sigma_s[d], mu_t[d] + 3.5 * sigma_t[d])
-        x = np.linspace(lo, hi, 300)
-        for mu, sigma, colour, name in ((mu_s, sigma_s, SPEECH_COLOUR, "speech"), (mu_t, sigma_t, TEXT_COLOUR, "text")):
-            y = density(x, mu[d], sigma[d])
-            ax.plot(x, y, color=colour, label=name)
-            ax.fill_between(x, y, color=colour, alpha=0.2)
-        ax.set_title(f"dimension {d} ({100 * share[d]:.0f} % of W2²)", fontsize=9)
-        ax.set_yticks([])
-    axes[0].legend(fontsize=8)
-    ax = axes[-1]
-    a, b = dims[:2] if len(dims) > 1 else (dims[0], dims[0])
-    for mu, sigma, colour, name in ((mu_s, sigma_s, SPEECH_COLOUR, "speech"), (mu_t, sigma_t, TEXT_COLOUR, "text")):
-        for n_sigma, alpha in ((1, 0.35), (2, 0.15)):
-            ax.add_patch(Ellipse((mu[a], mu[b]), 2 * n_sigma * sigma[a], 2 * n_sigma * sigma[b],
-                                 color=colour, alpha=alpha, label=f"{name} {n_sigma}σ"))
-        ax.plot(mu[a], mu[b], "o", color=colour)
-    ax.autoscale_view()
-    ax.set(xlabel=f"dimension {a}", ylabel=f"dimension {b}", title="top two dimensions")
-    ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"speech vs. text Gaussian: W2 = {w2:.3f}, Sim = {sim:.3f}")
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(10, 0.32 * len(dims) + 2.4), gridspec_kw=dict(width_ratios=[3, 2]))
+    y = np.arange(len(dims))
+    for offset, mu, sigma, colour, name in ((-0.15, mu_s, sigma_s, SPEECH_COLOUR, "speech"),
+                                            (0.15, mu_t, sigma_t, TEXT_COLOUR, "text")):
+        ax.errorbar(mu[dims], y + offset, xerr=sigma[dims], fmt="o", color=colour, capsize=3, label=f"{name}: mean ± σ")
+    ax.set_yticks(y, [f"dim {d} ({100 * share[d]:.0f} % of W2²)" for d in dims], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set(xlabel="value", title="the dimensions where speech and text differ most")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    draw_w2_reference(hist, w2, reference)
+    fig.suptitle(f"W2(speech, text) = {w2:.2f}, Sim = {sim:.2f}\n{closeness_text(w2, reference)}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def gaussian_plotly(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int = 4):
+def draw_w2_reference(ax, w2: float, reference: tuple | None):
+    if reference is not None:
+        own, other = (np.asarray(x) for x in reference)
+        bins = np.linspace(0, np.percentile(np.concatenate([own, other, [w2]]), 99.5), 40)
+        ax.hist(other, bins=bins, density=True, alpha=0.5, color="grey", label="mismatched pairs")
+        ax.hist(own, bins=bins, density=True, alpha=0.6, color=SPEECH_COLOUR, label="matched pairs")
+    ax.axvline(w2, color="black", lw=2, label="this clip")
+    ax.set(xlabel="W2", yticks=[], title="W2 on the reference set")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
+
+
+def gaussian_plotly(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int = 8, reference: tuple | None = None):
+    """plotly version of gaussian_figure, for the app."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     dims = top_dimensions(mu_s, sigma_s, mu_t, sigma_t, k)
-    fig = make_subplots(rows=1, cols=len(dims), subplot_titles=[f"dimension {d}" for d in dims])
-    for c, d in enumerate(dims, start=1):
-        lo = min(mu_s[d] - 3.5 * sigma_s[d], mu_t[d] - 3.5 * sigma_t[d])
-        hi = max(mu_s[d] + 3.5 * sigma_s[d], mu_t[d] + 3.5 * sigma_t[d])
-        x = np.linspace(lo, hi, 200)
-        for mu, sigma, colour, name in ((mu_s, sigma_s, SPEECH_COLOUR, "speech"), (mu_t, sigma_t, TEXT_COLOUR, "text")):
-            fig.add_trace(go.Scatter(x=x, y=density(x, mu[d], sigma[d]), fill="tozeroy", line=dict(color=colour),
-                                     name=name, legendgroup=name, showlegend=c == 1), 1, c)
-        fig.update_yaxes(showticklabels=False, row=1, col=c)
-    fig.update_layout(title=dict(text=f"W2 = {w2:.2f}, Sim = {sim:.2f}<br><sup>the dimensions where speech and "
-                                      f"text differ most</sup>", font=dict(size=15)),
-                      height=320, margin=dict(l=10, r=10, t=80, b=30))
+    names = [f"dim {d}" for d in dims]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
+                        subplot_titles=("means ± σ where speech and text differ most", "W2 on the reference set"))
+    for mu, sigma, colour, name in ((mu_s, sigma_s, SPEECH_COLOUR, "speech"), (mu_t, sigma_t, TEXT_COLOUR, "text")):
+        fig.add_trace(go.Scatter(x=mu[dims], y=names, mode="markers", marker=dict(color=colour, size=8), name=name,
+                                 error_x=dict(type="data", array=sigma[dims], color=colour)), 1, 1)
+    fig.update_yaxes(autorange="reversed", row=1, col=1)
+    if reference is not None:
+        for values, colour, name in ((reference[1], "grey", "mismatched pairs"), (reference[0], SPEECH_COLOUR, "matched pairs")):
+            fig.add_trace(go.Histogram(x=np.asarray(values), histnorm="probability density", marker_color=colour,
+                                       opacity=0.55, name=name, nbinsx=40), 1, 2)
+        fig.update_layout(barmode="overlay")
+    fig.add_vline(x=w2, line=dict(color="black", width=2), row=1, col=2)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    fig.update_layout(title=dict(text=f"W2 = {w2:.2f}, Sim = {sim:.2f}<br><sup>{closeness_text(w2, reference)}</sup>",
+                                 font=dict(size=14), x=0.01),
+                      height=380, margin=dict(l=10, r=10, t=90, b=30), legend=dict(orientation="h", y=-0.15))
     return fig
 
 

@@ -67,13 +67,22 @@ def attention_maps(output, tokens: list[str], frame_seconds: float, index: int =
     return [w for w, _ in merged], s2w, w2s, times
 
 
-def heatmap_figure(words, s2w, w2s, times, per_head: bool = True):
-    """matplotlib: rows = directions, columns = head average (+ each head)."""
+def span_caption(share: dict | None) -> str:
+    if share is None:
+        return ""
+    return (f"{100 * share['in_span']:.0f} % of a word's attention falls inside its own spoken span "
+            f"(chance {100 * share['chance']:.0f} %, {share['ratio']:.1f}x; {share['words']} words)")
+
+
+def heatmap_figure(words, s2w, w2s, times, per_head: bool = True, spans=None, share=None):
+    """matplotlib: rows = directions, columns = head average (+ each head). `spans`: each word's
+    (start, end) in seconds (or None), outlined on its row; `share`: the in-span numbers."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
     heads = s2w.shape[0]
     cols = 1 + (heads if per_head else 0)
     height = max(2.4, 0.28 * len(words) + 1.2)
-    fig, axes = plt.subplots(2, cols, figsize=(3.6 * cols + 1, 2 * height), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(max(3.6 * cols + 1, 9), 2 * height), squeeze=False)
     rows = [("speech frames attend to words", s2w), ("words attend to speech", w2s)]
     extent = [0, times[-1] + (times[0] if len(times) else 0), len(words) - 0.5, -0.5]
     for r, (title, maps) in enumerate(rows):
@@ -81,24 +90,39 @@ def heatmap_figure(words, s2w, w2s, times, per_head: bool = True):
         for c, (name, image) in enumerate(panels):
             ax = axes[r, c]
             im = ax.imshow(image, aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
+            for i, span in enumerate(spans or []):
+                if span is not None:
+                    ax.add_patch(Rectangle((span[0], i - 0.5), span[1] - span[0], 1, fill=False, edgecolor="#00e5ff", lw=1.2))
             ax.set_yticks(range(len(words)), words if c == 0 else [""] * len(words), fontsize=8)
             ax.set_xlabel("time (s)")
             ax.set_title(f"{title}\n{name}" if c == 0 else name, fontsize=9)
         fig.colorbar(im, ax=axes[r, -1], fraction=0.05, label="attention")
+    if spans:
+        fig.text(0.01, 0.0, "cyan boxes: when Whisper heard each word. " + span_caption(share), fontsize=8, va="top")
     fig.tight_layout()
     return fig
 
 
-def heatmap_plotly(words, s2w, w2s, times):
-    """plotly: head-averaged maps of both directions (hover shows word, time and weight)."""
+def heatmap_plotly(words, s2w, w2s, times, spans=None, share=None):
+    """plotly: head-averaged maps of both directions (hover shows word, time and weight), each
+    word's spoken span outlined when known."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                         subplot_titles=("speech frames attend to words", "words attend to speech"))
     for c, maps in enumerate((s2w, w2s), start=1):
-        fig.add_trace(go.Heatmap(z=maps.mean(0), x=np.round(times, 3), y=words, colorscale="Magma",
-                                 showscale=c == 2, hovertemplate="%{y} @ %{x} s: %{z:.3f}<extra></extra>"), 1, c)
+        fig.add_trace(go.Heatmap(z=maps.mean(0), x=np.round(times, 3), y=list(range(len(words))), colorscale="Magma",
+                                 customdata=np.array(words)[:, None].repeat(len(times), 1), showscale=c == 2,
+                                 hovertemplate="%{customdata} @ %{x} s: %{z:.3f}<extra></extra>"), 1, c)
+        for i, span in enumerate(spans or []):
+            if span is not None:
+                fig.add_shape(type="rect", x0=span[0], x1=span[1], y0=i - 0.5, y1=i + 0.5, row=1, col=c,
+                              line=dict(color="#00e5ff", width=1.5))
         fig.update_xaxes(title_text="time (s)", row=1, col=c)
-        fig.update_yaxes(autorange="reversed", row=1, col=c)
-    fig.update_layout(height=max(300, 26 * len(words) + 140), margin=dict(l=10, r=10, t=50, b=40))
+        fig.update_yaxes(autorange="reversed", tickvals=list(range(len(words))), ticktext=words, row=1, col=c)
+    caption = span_caption(share)
+    fig.update_layout(height=max(300, 26 * len(words) + 160), margin=dict(l=10, r=10, t=50, b=60),
+                      annotations=list(fig.layout.annotations) + ([dict(
+                          text="cyan boxes: when Whisper heard each word. " + caption, showarrow=False,
+                          xref="paper", yref="paper", x=0, y=-0.18, xanchor="left", font=dict(size=11))] if spans else []))
     return fig

@@ -15,9 +15,10 @@ def prediction_views(prediction, frame_seconds: float, reference: ReferenceMap |
     if out.speech_to_text_attn is not None and prediction.transcript:
         words, s2w, w2s, times = attention_maps(out, prediction.words, frame_seconds, text=prediction.transcript, offsets=prediction.offsets)
         heatmap = heatmap_plotly(words, s2w, w2s, times)
-    if out.mu_speech is not None:
+    if out.mu_speech is not None and prediction.w2 is not None:
+        w2_reference = (reference.w2_own, reference.w2_other) if reference is not None and reference.w2_own is not None else None
         gaussians = gaussian_plotly(*(t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)),
-                                    prediction.w2, prediction.sim)
+                                    prediction.w2, prediction.sim, reference=w2_reference)
     if reference is not None and out.speech_fused is not None and out.text_fused is not None:
         xy = reference.place(np.stack([out.speech_fused[0].numpy(), out.text_fused[0].numpy()]))
         umap = reference_plotly(reference, xy[0], xy[1])

@@ -11,7 +11,7 @@ import torch
 
 from analysis.embed import Embeddings, embed_records
 from analysis.figure3 import figure3, figure3_plotly
-from analysis.gaussians import gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
+from analysis.gaussians import closeness_text, gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
 from analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
 from analysis.reference import ReferenceMap, reference_plotly
 from mgcma.checkpoint import load_model, load_tokenizer
@@ -76,9 +76,14 @@ def test_gaussian_views(one_output):
     dims = top_dimensions(*params, k=3)
     contribution = (params[0] - params[2]) ** 2 + (params[1] - params[3]) ** 2
     assert contribution[dims[0]] == contribution.max()
-    fig = gaussian_figure(*params, w2, sim, k=3)
-    assert len(fig.axes) == 4 and f"W2 = {w2:.3f}" in fig._suptitle.get_text()
-    assert len(gaussian_plotly(*params, w2, sim, k=3).data) == 6
+    own, other = np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 6.0, 7.0, 8.0])
+    fig = gaussian_figure(*params, w2, sim, k=3, reference=(own, other))
+    assert len(fig.axes) == 2 and f"W2(speech, text) = {w2:.2f}" in fig._suptitle.get_text()
+    assert len(fig.axes[0].get_yticklabels()) == 3
+    plotly = gaussian_plotly(*params, w2, sim, k=3, reference=(own, other))
+    assert len(plotly.data) == 4 and len(plotly.data[0].x) == 3   # speech and text means, two histograms
+    assert closeness_text(4.5, (own, other)) == ("smaller than 100 % of mismatched pairs' W2 and 0 % of matched "
+                                                 "pairs' (reference set)")
     w2_matrix = np.abs(np.random.default_rng(0).normal(3, 1, (20, 20)))
     hist = w2_pairs_figure(w2_matrix)
     assert "matched" in hist.axes[0].get_title()

