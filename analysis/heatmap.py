@@ -121,8 +121,9 @@ def heatmap_plotly(words, s2w, w2s, times, spans=None, share=None):
         fig.update_xaxes(title_text="time (s)", row=1, col=c)
         fig.update_yaxes(autorange="reversed", tickvals=list(range(len(words))), ticktext=words, row=1, col=c)
     caption = span_caption(share)
-    fig.update_layout(height=max(300, 26 * len(words) + 160), margin=dict(l=10, r=10, t=50, b=60),
+    fig.update_layout(height=max(320, 26 * len(words) + 190), margin=dict(l=10, r=10, t=50, b=90),
                       annotations=list(fig.layout.annotations) + ([dict(
                           text="cyan boxes: when Whisper heard each word. " + caption, showarrow=False,
-                          xref="paper", yref="paper", x=0, y=-0.18, xanchor="left", font=dict(size=11))] if spans else []))
+                          xref="paper", yref="paper", x=0, y=0, yshift=-70, xanchor="left", yanchor="top",
+                          font=dict(size=11))] if spans else []))
     return fig

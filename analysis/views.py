@@ -6,15 +6,19 @@ import numpy as np
 from .gaussians import gaussian_plotly
 from .heatmap import attention_maps, heatmap_plotly
 from .reference import ReferenceMap, reference_plotly
+from .word_times import in_span_share, spans_for
 
 
-def prediction_views(prediction, frame_seconds: float, reference: ReferenceMap | None = None):
-    """-> (heatmap, gaussians, reference map); a view the model cannot give is None."""
+def prediction_views(prediction, frame_seconds: float, reference: ReferenceMap | None = None, timed_words=None):
+    """-> (heatmap, gaussians, reference map); a view the model cannot give is None.
+    timed_words: [(word, start s, end s)] from Whisper, outlined on the heatmap."""
     out = prediction.output
     heatmap = gaussians = umap = None
     if out.speech_to_text_attn is not None and prediction.transcript:
         words, s2w, w2s, times = attention_maps(out, prediction.words, frame_seconds, text=prediction.transcript, offsets=prediction.offsets)
-        heatmap = heatmap_plotly(words, s2w, w2s, times)
+        spans = spans_for(words, timed_words) if timed_words else None
+        share = in_span_share(w2s.mean(0), times, spans) if spans else None
+        heatmap = heatmap_plotly(words, s2w, w2s, times, spans, share)
     if out.mu_speech is not None and prediction.w2 is not None:
         w2_reference = (reference.w2_own, reference.w2_other) if reference is not None and reference.w2_own is not None else None
         gaussians = gaussian_plotly(*(t[0].numpy() for t in (out.mu_speech, out.sigma_speech, out.mu_text, out.sigma_text)),

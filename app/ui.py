@@ -15,6 +15,7 @@ import soundfile as sf
 from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
 from analysis.timeline import timeline_plotly
 from analysis.views import prediction_views
+from analysis.word_times import WordTimer
 from mgcma.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
 from mgcma.live import LiveConfig, LiveTake, live_label
@@ -90,6 +91,7 @@ class App:
         self.segment_config, self.live_config = segment_config, live_config
         ref_dir = recognizer.checkpoint
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
+        self.word_timer = WordTimer() if recognizer.config.modality == "both" else None
 
     def transcribe(self, audio_path):
         try:
@@ -109,7 +111,10 @@ class App:
         for note in pred.warnings:
             gr.Warning(note)
         start = time.perf_counter()
-        heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference)
+        timed = None
+        if self.word_timer is not None and pred.transcript:   # when each word was spoken, for the heatmap
+            timed = self.word_timer.align(self.recognizer.load(audio_path)[0], pred.transcript)
+        heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)
         pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
         summary = f"**{pred.label}** ({100 * pred.probabilities[pred.label]:.0f} %)"
         if pred.w2 is not None:
