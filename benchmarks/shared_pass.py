@@ -59,7 +59,7 @@ def bench_request(shared: EmotionRecognizer, separate: EmotionRecognizer, standa
                   request_over_faster_whisper_same_model=m["request_shared_pass"] / m["asr_alone_faster_whisper_same_model"],
                   request_over_faster_whisper_tiny_en=m["request_shared_pass"] / m["asr_alone_faster_whisper_tiny_en"],
                   separate_request_over_its_asr=m["request_separate_tiny_en_asr"] / m["asr_alone_faster_whisper_tiny_en"])
-    return dict(times_ms=t, ratios=ratios)
+    return dict(times_ms=t, ratios=ratios, clip_text=shared.asr(wave), clip_fell_back=shared.asr.fallbacks > 0)
 
 
 def long_recording(path: Path, minutes: float, seed: int = 0) -> float:
@@ -83,10 +83,11 @@ def bench_long(recognizers: dict, minutes: float) -> dict:
         seconds = long_recording(path, minutes)
         for name, recognizer in recognizers.items():
             start = time.perf_counter()
+            before = getattr(recognizer.asr, "fallbacks", 0)
             segments = classify_segments(recognizer, path, SegmentConfig())
             wall = time.perf_counter() - start
             out[name] = dict(audio_seconds=seconds, wall_seconds=wall, real_time_factor=wall / seconds,
-                             segments=len(segments))
+                             segments=len(segments), standard_decodings=getattr(recognizer.asr, "fallbacks", 0) - before)
     return out
 
 
@@ -96,11 +97,13 @@ def bench_wer(shared: EmotionRecognizer, standard: FasterWhisperASR, manifest: s
     records = [r for r in read_manifest(manifest) if r.has_audio and r.has_text]
     records = records[::max(1, len(records) // n)][:n]
     wer = {"shared_pass": [], "faster_whisper_same_model": []}
+    before = shared.asr.fallbacks
     for r in records:
         wave, _ = shared.load(r.path)
         wer["shared_pass"].append(word_error_rate(r.text, shared.asr(wave)))
         wer["faster_whisper_same_model"].append(word_error_rate(r.text, standard(wave)))
-    return dict(manifest=manifest, clips=len(records), **{k: float(np.mean(v)) for k, v in wer.items()})
+    return dict(manifest=manifest, clips=len(records), standard_decoding_share=(shared.asr.fallbacks - before) / len(records),
+                **{k: float(np.mean(v)) for k, v in wer.items()})
 
 
 def main(argv=None) -> int:

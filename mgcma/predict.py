@@ -84,8 +84,7 @@ class EmotionRecognizer:
             raise ASRError(f"--asr shared needs a Whisper speech encoder read from CTranslate2 files; "
                            f"this model's is {self.config.speech_encoder!r}")
         if spec in ("auto", "shared") and directory is not None:
-            return SharedWhisperASR(self.model.speech_encoder, directory, self.config.speech_layers == "weighted",
-                                    self.device)
+            return SharedWhisperASR(self.model, directory, self.device)
         return load_asr("faster-whisper" if spec == "auto" else spec, self.device)
 
     def load(self, audio) -> tuple[np.ndarray, list[str]]:
@@ -186,14 +185,9 @@ class EmotionRecognizer:
                 text_mask = enc["attention_mask"].bool().to(self.device) & bool(text)
                 inputs["text_features"] = self.model.encode_text(enc["input_ids"].to(self.device), text_mask)
                 inputs["text_mask"] = text_mask
-            answers = {}
-            for modality in self.available(wave, text):
-                shown = dict(inputs)
-                if modality == "speech" and "text_mask" in shown:
-                    shown["text_mask"] = torch.zeros_like(shown["text_mask"])
-                if modality == "text" and "speech_mask" in shown:
-                    shown["speech_mask"] = torch.zeros_like(shown["speech_mask"])
-                answers[modality] = to_cpu(self.model(**shown))
+            modalities = self.available(wave, text)
+            out = to_cpu(self.model(**answer_rows(inputs, modalities)))   # one forward, a row per answer
+        answers = {m: row_of(out, i) for i, m in enumerate(modalities)}
         return answers, words, offsets
 
     def available(self, wave, text) -> list[str]:
@@ -204,6 +198,31 @@ class EmotionRecognizer:
         if wave is not None and text:
             return ["both", "speech", "text"]
         return ["both"]
+
+
+def answer_rows(inputs: dict, modalities: list[str]) -> dict:
+    """One input row -> a row per answer: "both" as it is, "speech" with the text hidden, "text"
+    with the speech hidden (rows are independent in the model, so this equals separate passes)."""
+    rows = {k: v.expand(len(modalities), *v.shape[1:]).clone() for k, v in inputs.items()}
+    for i, m in enumerate(modalities):
+        if m == "speech" and "text_mask" in rows:
+            rows["text_mask"][i] = False
+        if m == "text" and "speech_mask" in rows:
+            rows["speech_mask"][i] = False
+    return rows
+
+
+def row_of(out: MGCMAOutput, i: int) -> MGCMAOutput:
+    """Row i of a batched output as a batch of one; W2 and Sim keep the row's own pair."""
+    fields = {}
+    for k, v in vars(out).items():
+        if k in ("w2", "sim") and v is not None:
+            fields[k] = v[i:i + 1, i:i + 1]
+        elif torch.is_tensor(v) and v.dim() > 0:
+            fields[k] = v[i:i + 1]
+        else:
+            fields[k] = v
+    return MGCMAOutput(**fields)
 
 
 def to_cpu(out: MGCMAOutput) -> MGCMAOutput:

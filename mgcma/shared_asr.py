@@ -1,16 +1,17 @@
 """One Whisper encoder pass for both the transcript and the emotion.
 
 When MGCMA's speech encoder is Whisper's (read from CTranslate2 files), the transcript need not
-pay for a second encoder: our encoder runs once over the clip plus a few seconds of silence
-(`WhisperAudioEncoder.forward_with_silence`), its every-layer clip frames go to MGCMA, and its
-last layer goes to the CTranslate2 decoder of the same Whisper. The clip's frames are exactly
-those of the clip alone, so the emotion model sees what it was trained on.
+pay for a second encoder: MGCMA's own pass over the clip (unpadded, every layer) serves the emotion
+model, and its last layer goes to the CTranslate2 decoder of the same Whisper.
 
-Whisper pads every input to 30 s; here only `silence_seconds` are added (10 s by default), which
-costs less. With too little silence Whisper's decoder can fall into a loop ("... the door. Kids are
-talking by the door. Kids ..."); as faster-whisper does, a transcript that compresses too well
-(gzip ratio > 2.4) is decoded again, here from a pass with the full 30 s of context.
-benchmarks/shared_pass.py measures the cost and the word error rate against faster-whisper.
+Whisper's decoder was trained on 30-s windows, mostly speech followed by silence; given the clip's
+frames alone it repeats itself or stops early. So the frames of 20 s of silence follow the clip's,
+taken from one encoding of 30 s of silence made once (positions T..T+S, so their positional
+embeddings are right). Where the decoder is unsure or loops (faster-whisper's own tests: a mean
+log-probability per token below -1, or a transcript that compresses too well, gzip ratio > 2.4),
+the clip is transcribed again the standard way: padded to 30 s, encoded by CTranslate2 and decoded,
+at the cost of ASR alone. benchmarks/shared_pass.py measures the cost, how often that happens and
+the word error rate against faster-whisper on the same Whisper.
 """
 from __future__ import annotations
 
@@ -21,18 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, WhisperAudioEncoder, embedded_whisper_dir
+from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, embedded_whisper_dir
 
 MAX_SECONDS = 30.0
 
 
 @dataclass
 class SharedASRConfig:
-    silence_seconds: float = 10.0   # appended to each clip for the decoder (capped at 30 s in all)
+    silence_seconds: float = 20.0   # of cached silence after the clip (capped at 30 s in all)
     beam_size: int = 5
     max_tokens: int = 224
     language: str = "en"
-    max_compression: float = 2.4    # above it the transcript is a loop: decode again from 30 s of context
+    max_compression: float = 2.4    # above it the transcript is a loop: transcribe the standard way
+    min_log_prob: float = -1.0      # below it (mean per token) the decoder is unsure: the same (faster-whisper's thresholds)
+    decoder_threads: int = 1        # CPU threads of the decoder: its small steps lose more to threading than
+                                    # they gain (5 s clip, 2 cores: 264 ms with 1 thread, 368 with CTranslate2's default)
 
 
 def compression_ratio(text: str) -> float:
@@ -51,53 +55,69 @@ def decoder_directory(speech_encoder: str | None) -> Path | None:
     return None
 
 
+def whisper_mel(wave: np.ndarray, n_mels: int) -> torch.Tensor:
+    """Whisper's standard input: the clip padded to 30 s, as log-mel (1, n_mels, 3000)."""
+    from whisper.audio import log_mel_spectrogram, pad_or_trim
+    return log_mel_spectrogram(torch.from_numpy(pad_or_trim(np.asarray(wave, dtype=np.float32))), n_mels)[None]
+
+
 class SharedWhisperASR:
     """`listen(wave)` -> MGCMA's speech features, their mask, and the transcript, from one encoder pass."""
 
-    def __init__(self, encoder: WhisperAudioEncoder, directory: str | Path, weighted: bool,
-                 device: str = "cpu", config: SharedASRConfig = SharedASRConfig()):
+    def __init__(self, model, directory: str | Path, device: str = "cpu", config: SharedASRConfig = SharedASRConfig()):
         import ctranslate2
         import tokenizers
         from faster_whisper.tokenizer import Tokenizer
-        self.encoder, self.weighted, self.config = encoder, weighted, config
+        self.model, self.encoder, self.config = model, model.speech_encoder, config
         self.name = f"Whisper decoder ({directory}) over MGCMA's encoder pass"
         on_gpu = device.startswith("cuda")
         self.decoder = ctranslate2.models.Whisper(str(directory), device="cuda" if on_gpu else "cpu",
-                                                  compute_type="float16" if on_gpu else "int8")
+                                                  compute_type="float16" if on_gpu else "int8",
+                                                  intra_threads=0 if on_gpu else config.decoder_threads)
         hf = tokenizers.Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
         multilingual = self.decoder.is_multilingual
         self.tokenizer = Tokenizer(hf, multilingual, task="transcribe" if multilingual else None,
                                    language=config.language if multilingual else None)
         self.prompt = list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
+        self._silence = None
+        self.fallbacks = 0   # clips transcribed the standard way (for the benchmark)
+
+    def silence(self) -> torch.Tensor:
+        """The encoder's last layer over 30 s of silence (1, 1500, d), made once."""
+        if self._silence is None:
+            n = int(MAX_SECONDS * 16000)
+            device = self.encoder.conv1.weight.device
+            with torch.inference_mode():
+                self._silence = self.encoder.forward_audio(torch.zeros(1, n, device=device),
+                                                           torch.ones(1, n, dtype=torch.bool, device=device)).last_hidden_state
+        return self._silence
 
     def listen(self, wave: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """16 kHz clip (N,) -> features (1, T, L, D) every hidden state (or (1, T, D) the last),
-        mask (1, T), transcript."""
+        """16 kHz clip (N,) -> MGCMA's speech features (1, T, L, D) or (1, T, D), mask (1, T), transcript."""
         device = self.encoder.conv1.weight.device
-        audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)
-        room = max(0.0, MAX_SECONDS - len(wave) / 16000)
-        out = self.encoder.forward_with_silence(audio, min(self.config.silence_seconds, room), self.weighted)
-        T = int(out.mask.sum())
-        if self.weighted:
-            features = torch.stack([*out.hidden_states, out.last_hidden_state], dim=2)[:, :T]   # (1, T, L, D)
-        else:
-            features = out.last_hidden_state[:, :T]
-        text = self.decode(out.last_hidden_state)
-        if compression_ratio(text) > self.config.max_compression and room > self.config.silence_seconds:
-            text = self.decode(self.encoder.forward_with_silence(audio, room).last_hidden_state)
-        return features, out.mask[:, :T], text
-
-    def decode(self, frames: torch.Tensor) -> str:
-        """(1, S, d) encoder output -> text."""
+        audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)[None]
+        features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
+        last = features[:, :, -1] if features.dim() == 4 else features     # (1, T, d): the final norm's output
+        T = last.shape[1]
+        S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
+        text, log_prob = self.decode(torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1))
+        unsure = compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob
+        if unsure:
+            self.fallbacks += 1
+            text, _ = self.decode(whisper_mel(wave, self.encoder.config.n_mels))   # CTranslate2 encodes it
+        return features, mask, text
+    def decode(self, frames: torch.Tensor) -> tuple[str, float]:
+        """(1, S, d) encoder output, or (1, n_mels, 3000) a padded log-mel -> text, its mean
+        log-probability per token."""
         import ctranslate2
         array = np.ascontiguousarray(frames.float().cpu().numpy())
         features = ctranslate2.StorageView.from_array(array)
         if self.decoder.device == "cuda":
             features = features.to_device(ctranslate2.Device.cuda)
         result = self.decoder.generate(features, [self.prompt], beam_size=self.config.beam_size,
-                                       max_length=self.config.max_tokens)
-        tokens = [t for t in result[0].sequences_ids[0] if t < self.tokenizer.eot]
-        return self.tokenizer.decode(tokens).strip()
+                                       max_length=self.config.max_tokens, return_scores=True)[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        return self.tokenizer.decode(tokens).strip(), float(result.scores[0])
 
     def __call__(self, wave: np.ndarray) -> str:
         """The transcript alone (the ASR interface)."""

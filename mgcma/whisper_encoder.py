@@ -70,13 +70,12 @@ class EncoderBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(d)
 
     def forward(self, x, mask):
-        """x: (B, T, d), mask: (B, T) True = real frame, or (B, T, T) which frames each may attend to."""
+        """x: (B, T, d), mask: (B, T) True = real frame."""
         B, T, d = x.shape
         h = self.attn_ln(x)
         q, k, v = (self.attn[n](h).view(B, T, self.n_heads, -1).transpose(1, 2)   # (B, heads, T, d/heads)
                    for n in ("query", "key", "value"))
-        attn_mask = mask[:, None, None, :] if mask.dim() == 2 else mask[:, None]
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         x = x + self.attn["out"](a.transpose(1, 2).reshape(B, T, d))
         return x + self.mlp(self.mlp_ln(x))
 
@@ -113,49 +112,23 @@ class WhisperAudioEncoder(nn.Module):
     def frame_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
         return (mel_lengths + 1) // 2   # conv2: kernel 3, stride 2, padding 1
 
-    def stem(self, mel, mel_mask):
-        """(B, M, L) log-mel, (B, L) bool -> (B, T, d) frames before the blocks."""
-        x = F.gelu(self.conv1(mel)) * mel_mask[:, None, :].to(mel.dtype)   # padding back to 0, as alone
-        return F.gelu(self.conv2(x)).transpose(1, 2)                        # (B, T, d)
-
     def forward(self, mel, mel_lengths, output_hidden_states: bool = False) -> WhisperEncoderOutput:
         """mel: (B, M, L) log-mel, zero beyond each clip's length; mel_lengths: (B,)."""
         L = mel.shape[-1]
-        x = self.stem(mel, torch.arange(L, device=mel.device)[None, :] < mel_lengths[:, None])
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < self.frame_lengths(mel_lengths)[:, None]
-        return self.blocks_forward(x, mask, mask, output_hidden_states)
-
-    def blocks_forward(self, x, attend, mask, output_hidden_states: bool) -> WhisperEncoderOutput:
-        """x: (B, T, d) stem output; attend: (B, T) or (B, T, T) for the blocks; mask: (B, T) real frames."""
+        mel_mask = torch.arange(L, device=mel.device)[None, :] < mel_lengths[:, None]      # (B, L)
+        x = F.gelu(self.conv1(mel)) * mel_mask[:, None, :].to(mel.dtype)   # padding back to 0, as alone
+        x = F.gelu(self.conv2(x)).transpose(1, 2)                           # (B, T, d)
         T = x.shape[1]
         if T > self.config.n_ctx:
             raise ValueError(f"{T} frames exceed the encoder's {self.config.n_ctx} (30 s)")
+        mask = torch.arange(T, device=x.device)[None, :] < self.frame_lengths(mel_lengths)[:, None]
         x = x + self.positional_embedding[:T].to(x.dtype)
         states = [x]
         for block in self.blocks:
-            x = block(x, attend)
+            x = block(x, mask)
             states.append(x)
         x = self.ln_post(x)
         return WhisperEncoderOutput(x, mask, tuple(states) if output_hidden_states else None)
-
-    def forward_with_silence(self, audio: torch.Tensor, silence_seconds: float,
-                             output_hidden_states: bool = False) -> WhisperEncoderOutput:
-        """One clip (N,) followed by `silence_seconds` of silence, in one pass that serves both the
-        emotion model and Whisper's decoder. The clip's frames attend only to each other, so they are
-        those of the clip alone (what MGCMA is trained on); the silent frames attend to everything,
-        as in Whisper's 30-s padding. The decoder needs them: given the clip's frames alone it
-        repeats itself or stops early. -> all frames (1, T + S, d); `mask` marks the clip's T."""
-        n_silence = int(silence_seconds * SAMPLE_RATE)
-        mel_clip = log_mel(audio, self.config.n_mels)[None].to(self.conv1.weight.dtype)              # (1, M, L)
-        mel_all = log_mel(F.pad(audio, (0, n_silence)), self.config.n_mels)[None].to(mel_clip.dtype)
-        clip = self.stem(mel_clip, torch.ones(1, mel_clip.shape[-1], dtype=torch.bool, device=audio.device))
-        T = clip.shape[1]
-        silence = self.stem(mel_all, torch.ones(1, mel_all.shape[-1], dtype=torch.bool, device=audio.device))[:, T:]
-        x = torch.cat([clip, silence], dim=1)                                                         # (1, T + S, d)
-        attend = torch.ones(1, x.shape[1], x.shape[1], dtype=torch.bool, device=x.device)
-        attend[:, :T, T:] = False
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < T
-        return self.blocks_forward(x, attend, mask, output_hidden_states)
 
     def forward_audio(self, audio, audio_mask, output_hidden_states: bool = False) -> WhisperEncoderOutput:
         """audio: (B, N) 16 kHz, audio_mask: (B, N) bool -> frames at 50 per second."""
