@@ -27,6 +27,9 @@ from .alignment import all_spaces, table as alignment_table  # noqa: E402
 from .ablation import ablation_figure, ablation_table, confusion_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
+
+SPACE_NAMES = {"fused": "fused (classifier input)", "mu": "Gaussian means", "instance": "instance projections",
+               "projected": "projected", "encoder": "encoder outputs"}
 from .gaussians import gaussian_figure, gaussian_plotly, w2_pairs_figure  # noqa: E402
 from .heatmap import heatmap_figure, heatmap_plotly, span_caption  # noqa: E402
 from .word_times import WordTimer, clip_word_attention, word_attention_over  # noqa: E402
@@ -68,12 +71,16 @@ def cmd_figure3(args):
     if len(names) != len(args.checkpoint):
         raise SystemExit("error: give one --name per --checkpoint")
     records = split_records(args.data, args.fold, args.max, split=args.split)
-    panels = {}
+    spaces = args.space.split(",")
+    panels, panel_spaces = {}, {}
     for name, ckpt in zip(names, args.checkpoint):
         model = load_model(ckpt)
-        panels[name] = embed_records(model, load_tokenizer(model.config, ckpt), records)
+        emb = embed_records(model, load_tokenizer(model.config, ckpt), records)
+        for space in spaces:
+            panel = name if len(spaces) == 1 else f"{name}: {SPACE_NAMES.get(space, space)}"
+            panels[panel], panel_spaces[panel] = emb, space
     start = time.perf_counter()
-    fig, metrics, coords = figure3(panels, seed=args.seed, space=args.space)
+    fig, metrics, coords = figure3(panels, seed=args.seed, space=panel_spaces, columns=len(spaces))
     print(f"UMAP of {len(records)} utterances x {len(panels)} panel(s): {time.perf_counter() - start:.1f} s")
     save(args.out, "figure3", fig, figure3_plotly(panels, coords))
     table = alignment_table(metrics).replace("| space |", "| setting |")
@@ -186,8 +193,8 @@ def main(argv=None) -> int:
     p = add("figure3", "UMAP of speech and text representations, one panel per checkpoint", data=True)
     p.add_argument("--checkpoint", action="append", required=True, help="a model directory (repeat for panels)")
     p.add_argument("--name", action="append", help="panel title per --checkpoint")
-    p.add_argument("--space", default="fused", choices=["fused", "mu", "instance", "projected", "encoder"],
-                   help="the representation space to draw")
+    p.add_argument("--space", default="fused", help="the representation space(s) to draw, comma-separated: "
+                   "fused, mu, instance, projected, encoder (one panel per checkpoint and space)")
     p = add("heatmap", "token cross-attention of one utterance (words x seconds, each word's spoken span outlined)", one_clip=True)
     p.add_argument("--per-head", action="store_true", help="also draw each head")
     p = add("word-attention", "share of each word's attention inside its own spoken span, over a set of clips", data=True)

@@ -40,12 +40,14 @@ def panel_title(name: str, m: dict) -> str:
     return f"{name}\n{pair}\nsilhouette speech/text {sil}"
 
 
-def figure3(panels: dict, seed: int = 0, space: str = "fused"):
-    """panels: name -> Embeddings, drawn in one representation space. Returns (matplotlib figure,
+def figure3(panels: dict, seed: int = 0, space: str | dict = "fused", columns: int | None = None):
+    """panels: name -> Embeddings, drawn in one representation space (`space`), or each in its own
+    ({name: space}; then each panel keeps its own axes), `columns` panels a row. Returns (matplotlib figure,
     {name: metrics of analysis.alignment}, {name: coords})."""
     import matplotlib.pyplot as plt
     names = list(panels)
-    vectors = {n: space_vectors(panels[n], space) for n in names}
+    spaces = space if isinstance(space, dict) else {n: space for n in names}
+    vectors = {n: space_vectors(panels[n], spaces[n]) for n in names}
     coords = {n: umap_2d(*vectors[n], seed) for n in names}
     metrics = {n: alignment_metrics(*vectors[n], panels[n].labels, panels[n].texts) for n in names}
     emotions = sorted({l for p in panels.values() for l in p.labels}, key=lambda e: list(panels[names[0]].labels).index(e)
@@ -53,8 +55,13 @@ def figure3(panels: dict, seed: int = 0, space: str = "fused"):
     all_xy = np.concatenate([np.concatenate(c) for c in coords.values()])
     pad = 0.05 * (all_xy.max(0) - all_xy.min(0))
     lo, hi = all_xy.min(0) - pad, all_xy.max(0) + pad
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.6), squeeze=False)
-    for ax, n in zip(axes[0], names):
+    cols = columns or len(names)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    shared = len(set(spaces.values())) == 1
+    for ax, n in zip(axes.flat, names):
         labels = np.array(panels[n].labels)
         for i, emotion in enumerate(emotions):
             dark, light = PALETTE[i % len(PALETTE)]
@@ -62,12 +69,15 @@ def figure3(panels: dict, seed: int = 0, space: str = "fused"):
             ax.scatter(*coords[n][1][m].T, s=7, color=light, label=f"{emotion} (text)", alpha=0.8, linewidths=0)
             ax.scatter(*coords[n][0][m].T, s=7, color=dark, label=f"{emotion} (speech)", alpha=0.8, linewidths=0)
         ax.set_title(panel_title(n, metrics[n]), fontsize=9)
-        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xticks=[], yticks=[])
+        ax.set(xticks=[], yticks=[])
+        if shared:   # one space: the same axes, so that panels compare
+            ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
         ax.set_xlabel("UMAP 1")
-    axes[0, 0].set_ylabel("UMAP 2")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("UMAP 2")
     handles, labs = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labs, loc="lower center", ncol=min(8, len(labs)), fontsize=8, markerscale=2.5, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 / rows, 1, 1))
     return fig, metrics, coords
 
 

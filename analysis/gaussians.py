@@ -38,7 +38,7 @@ def gaussian_figure(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int 
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.5)
     ax.set(xlabel="value", title="the dimensions where speech and text differ most")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     draw_w2_reference(hist, w2, reference)
     fig.suptitle(f"W2(speech, text) = {w2:.2f}, Sim = {sim:.2f}\n{closeness_text(w2, reference)}", fontsize=10)
     fig.tight_layout()
@@ -53,7 +53,7 @@ def draw_w2_reference(ax, w2: float, reference: tuple | None):
         ax.hist(own, bins=bins, density=True, alpha=0.6, color=SPEECH_COLOUR, label="matched pairs")
     ax.axvline(w2, color="black", lw=2, label="this clip")
     ax.set(xlabel="W2", yticks=[], title="W2 on the reference set")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
 
 
 def gaussian_plotly(mu_s, sigma_s, mu_t, sigma_t, w2: float, sim: float, k: int = 8, reference: tuple | None = None):

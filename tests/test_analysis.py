@@ -187,3 +187,12 @@ def test_reference_w2_percentiles_say_what_close_means(tmp_path):
     assert 40 <= own <= 60 and other > 90
     ref.save(tmp_path)
     assert ReferenceMap.load(tmp_path).w2_percentiles(0.0) == (100.0, 100.0)
+
+
+def test_figure3_draws_each_panel_in_its_own_space():
+    emb = fake_embeddings()
+    emb.spaces = {"mu": (emb.speech[:, :8], emb.text[:, :8])}
+    fig, metrics, _ = figure3({"a: fused": emb, "a: mu": emb}, space={"a: fused": "fused", "a: mu": "mu"}, columns=1)
+    axes = [ax for ax in fig.axes if ax.collections]
+    assert len(axes) == 2 and axes[0].get_position().y0 > axes[1].get_position().y0   # one column, two rows
+    assert metrics["a: fused"]["pair_distance"] != metrics["a: mu"]["pair_distance"]
