@@ -186,8 +186,10 @@ class EmotionRecognizer:
                 inputs["text_features"] = self.model.encode_text(enc["input_ids"].to(self.device), text_mask)
                 inputs["text_mask"] = text_mask
             modalities = self.available(wave, text)
-            out = to_cpu(self.model(**answer_rows(inputs, modalities)))   # one forward, a row per answer
-        answers = {m: row_of(out, i) for i, m in enumerate(modalities)}
+            rows = answer_rows(inputs, modalities)
+            # one answer at a time: a batch of three saves little time and raises the memory
+            # peak of concurrent requests
+            answers = {m: to_cpu(self.model(**{k: v[i:i + 1] for k, v in rows.items()})) for i, m in enumerate(modalities)}
         return answers, words, offsets
 
     def available(self, wave, text) -> list[str]:
@@ -202,27 +204,15 @@ class EmotionRecognizer:
 
 def answer_rows(inputs: dict, modalities: list[str]) -> dict:
     """One input row -> a row per answer: "both" as it is, "speech" with the text hidden, "text"
-    with the speech hidden (rows are independent in the model, so this equals separate passes)."""
-    rows = {k: v.expand(len(modalities), *v.shape[1:]).clone() for k, v in inputs.items()}
+    with the speech hidden."""
+    rows = {k: v.expand(len(modalities), *v.shape[1:]) for k, v in inputs.items()}   # views: no copies
+    rows.update({k: rows[k].clone() for k in ("speech_mask", "text_mask") if k in rows})   # these change per row
     for i, m in enumerate(modalities):
         if m == "speech" and "text_mask" in rows:
             rows["text_mask"][i] = False
         if m == "text" and "speech_mask" in rows:
             rows["speech_mask"][i] = False
     return rows
-
-
-def row_of(out: MGCMAOutput, i: int) -> MGCMAOutput:
-    """Row i of a batched output as a batch of one; W2 and Sim keep the row's own pair."""
-    fields = {}
-    for k, v in vars(out).items():
-        if k in ("w2", "sim") and v is not None:
-            fields[k] = v[i:i + 1, i:i + 1]
-        elif torch.is_tensor(v) and v.dim() > 0:
-            fields[k] = v[i:i + 1]
-        else:
-            fields[k] = v
-    return MGCMAOutput(**fields)
 
 
 def to_cpu(out: MGCMAOutput) -> MGCMAOutput:
