@@ -78,11 +78,12 @@ def cmd_figure3(args):
         emb = embed_records(model, load_tokenizer(model.config, ckpt), records)
         for space in spaces:
             panel = name if len(spaces) == 1 else f"{name}: {SPACE_NAMES.get(space, space)}"
-            panels[panel], panel_spaces[panel] = emb, space
+            has = space == "fused" or space in (emb.spaces or {})
+            panels[panel], panel_spaces[panel] = (emb if has else None), space
     start = time.perf_counter()
     fig, metrics, coords = figure3(panels, seed=args.seed, space=panel_spaces, columns=len(spaces))
     print(f"UMAP of {len(records)} utterances x {len(panels)} panel(s): {time.perf_counter() - start:.1f} s")
-    save(args.out, "figure3", fig, figure3_plotly(panels, coords))
+    save(args.out, "figure3", fig, figure3_plotly({k: v for k, v in panels.items() if v is not None}, coords))
     table = alignment_table(metrics).replace("| space |", "| setting |")
     (args.out / "figure3_metrics.md").write_text(table)
     (args.out / "figure3_metrics.json").write_text(json.dumps(dict(space=args.space, panels=metrics), indent=2))

@@ -45,23 +45,28 @@ def figure3(panels: dict, seed: int = 0, space: str | dict = "fused", columns: i
     ({name: space}; then each panel keeps its own axes), `columns` panels a row. Returns (matplotlib figure,
     {name: metrics of analysis.alignment}, {name: coords})."""
     import matplotlib.pyplot as plt
-    names = list(panels)
+    missing = [n for n in panels if panels[n] is None]   # a space the model lacks (its module is off)
+    names = [n for n in panels if panels[n] is not None]
     spaces = space if isinstance(space, dict) else {n: space for n in names}
     vectors = {n: space_vectors(panels[n], spaces[n]) for n in names}
     coords = {n: umap_2d(*vectors[n], seed) for n in names}
     metrics = {n: alignment_metrics(*vectors[n], panels[n].labels, panels[n].texts) for n in names}
-    emotions = sorted({l for p in panels.values() for l in p.labels}, key=lambda e: list(panels[names[0]].labels).index(e)
+    emotions = sorted({l for n in names for l in panels[n].labels}, key=lambda e: list(panels[names[0]].labels).index(e)
                       if e in panels[names[0]].labels else 99)
     all_xy = np.concatenate([np.concatenate(c) for c in coords.values()])
     pad = 0.05 * (all_xy.max(0) - all_xy.min(0))
     lo, hi = all_xy.min(0) - pad, all_xy.max(0) + pad
-    cols = columns or len(names)
-    rows = -(-len(names) // cols)
+    cols = columns or len(panels)
+    rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.3 * rows + 0.4), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    slots = dict(zip(panels, axes.flat))
+    for ax in list(axes.flat[len(panels):]) + [slots[n] for n in missing]:
         ax.axis("off")
+    for n in missing:
+        slots[n].set_title(f"{n}\n(no such space: the module is off)", fontsize=9)
     shared = len(set(spaces.values())) == 1
-    for ax, n in zip(axes.flat, names):
+    for n in names:
+        ax = slots[n]
         labels = np.array(panels[n].labels)
         for i, emotion in enumerate(emotions):
             dark, light = PALETTE[i % len(PALETTE)]
@@ -75,7 +80,7 @@ def figure3(panels: dict, seed: int = 0, space: str | dict = "fused", columns: i
         ax.set_xlabel("UMAP 1")
     for ax in axes[:, 0]:
         ax.set_ylabel("UMAP 2")
-    handles, labs = axes[0, 0].get_legend_handles_labels()
+    handles, labs = slots[names[0]].get_legend_handles_labels()
     fig.legend(handles, labs, loc="lower center", ncol=min(8, len(labs)), fontsize=8, markerscale=2.5, frameon=False)
     fig.tight_layout(rect=(0, 0.08 / rows, 1, 1))
     return fig, metrics, coords

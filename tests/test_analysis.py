@@ -196,3 +196,10 @@ def test_figure3_draws_each_panel_in_its_own_space():
     axes = [ax for ax in fig.axes if ax.collections]
     assert len(axes) == 2 and axes[0].get_position().y0 > axes[1].get_position().y0   # one column, two rows
     assert metrics["a: fused"]["pair_distance"] != metrics["a: mu"]["pair_distance"]
+
+
+def test_figure3_leaves_a_blank_panel_where_a_module_is_off():
+    emb = fake_embeddings()
+    fig, metrics, _ = figure3({"full: fused": emb, "no-dist: mu": None}, space={"full: fused": "fused"})
+    assert set(metrics) == {"full: fused"}
+    assert any("no such space" in ax.get_title() for ax in fig.axes)
