@@ -35,14 +35,12 @@ DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distrib
 
 
 def setting_runs(root: Path, name: str) -> list[dict]:
-    """Every (seed, fold) test score of a setting: from <name>/seed-S/summary.json, or from a
-    single-seed <name>/summary.json (older layout)."""
-    paths = sorted((root / name).glob("seed-*/summary.json")) or \
-        ([root / name / "summary.json"] if (root / name / "summary.json").is_file() else [])
+    """Every finished (seed, fold) test score of a setting, from its folds' metrics.json (so that a
+    stopped ablation reports what it has)."""
     runs = []
-    for path in paths:
-        s = json.loads(path.read_text())
-        runs += [dict(seed=s["config"]["seed"], fold=f["fold"], UA=f["UA"], WA=f["WA"]) for f in s["folds"]]
+    for path in sorted((root / name).glob("**/fold-*/metrics.json")):
+        m = json.loads(path.read_text())
+        runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"]))
     return runs
 
 
