@@ -45,3 +45,16 @@ def test_a_model_without_a_whisper_encoder_falls_back_to_faster_whisper():
 def test_the_transcript_alone_through_the_asr_interface(recognizer):
     wave, _ = sf.read(EXAMPLE, dtype="float32")
     assert word_error_rate(WORDS, recognizer.asr(wave)) <= 0.3
+
+
+def test_an_unsure_transcript_is_decoded_again_the_standard_way(recognizer):
+    from dataclasses import replace
+    asr, saved = recognizer.asr, recognizer.asr.config
+    asr.config = replace(saved, min_log_prob=0.0)   # every transcript counts as unsure
+    try:
+        before = asr.fallbacks
+        wave, _ = recognizer.load(EXAMPLE)
+        _, _, text = asr.listen(wave)
+        assert asr.fallbacks == before + 1 and word_error_rate(WORDS, text) <= 0.3
+    finally:
+        asr.config = saved
