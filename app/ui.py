@@ -113,7 +113,10 @@ class App:
         start = time.perf_counter()
         timed = None
         if self.word_timer is not None and pred.transcript:   # when each word was spoken, for the heatmap
-            timed = self.word_timer.align(self.recognizer.load(audio_path)[0], pred.transcript)
+            try:
+                timed = self.word_timer.align(self.recognizer.load(audio_path)[0], pred.transcript)
+            except Exception as e:   # the heatmap is still worth showing without the spans
+                gr.Warning(f"Whisper could not time the words ({e.__class__.__name__}); the heatmap has no word spans.")
         heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)
         pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
         summary = f"**{pred.label}** ({100 * pred.probabilities[pred.label]:.0f} %)"
