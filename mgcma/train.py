@@ -297,9 +297,9 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
 def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches=None) -> dict:
     """The one evaluation on the test fold, with the model selected on validation: over all
     test records and per corpus, from both modalities and (a two-modality model) from each alone.
-    Without shared caches the frozen encoders run afresh in full precision."""
+    Frozen encoders run once per clip for the three answers (cached as in validation)."""
     best = load_model(fold_dir / "best", accelerator.device)
-    caches = frozen_caches(best, cfg, shared_caches) if shared_caches is not None else {}
+    caches = frozen_caches(best, cfg, shared_caches)
     test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0,
                               caches=caches)
     test_loader = accelerator.prepare(test_loader)
