@@ -153,9 +153,13 @@ def test_browser_live_microphone_gives_a_label_then_the_full_analysis(running_ap
     with app_page(url, 1600, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={fake}"]) as page:
         live = page.locator("#live_audio")
-        live.locator("button.record-button").click()
-        page.wait_for_function("document.querySelector('#live_label').textContent.match(/neutral|happy|angry|sad/)",
+        # the recorder is ready once it has listed the (fake) microphone; a click before is lost
+        page.wait_for_function("document.querySelector('#live_audio select')?.textContent.includes('Fake')",
                                timeout=60_000)
+        live.locator("button.record-button").click()
+        live.get_by_text("Stop").first.wait_for(timeout=30_000)   # recording has started
+        page.wait_for_function("document.querySelector('#live_label').textContent.match(/neutral|happy|angry|sad/)",
+                               timeout=120_000)
         page.wait_for_function("document.querySelector('#live_status').textContent.match(/recording: [4-9]/)",
                                timeout=60_000)
         shot.parent.mkdir(exist_ok=True)
