@@ -34,13 +34,14 @@ DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distrib
                 "none": "no alignment (plain fusion)", "speech-only": "speech only", "text-only": "text only"}
 
 
-def setting_runs(root: Path, name: str) -> list[dict]:
-    """Every finished (seed, fold) test score of a setting, from its folds' metrics.json (so that a
-    stopped ablation reports what it has)."""
+def setting_runs(root: Path, name: str, seeds=None) -> list[dict]:
+    """Every finished (seed, fold) test score of a setting (of the given seeds), from its folds'
+    metrics.json, so that a stopped ablation reports what it has."""
     runs = []
     for path in sorted((root / name).glob("**/fold-*/metrics.json")):
         m = json.loads(path.read_text())
-        runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"]))
+        if seeds is None or m["config"]["seed"] in seeds:
+            runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"]))
     return runs
 
 
@@ -58,32 +59,33 @@ def paired_test(full: list[dict], other: list[dict]) -> dict | None:
     return dict(n=len(diff), mean=float(diff.mean()), std=float(diff.std()), p=p)
 
 
-def ablation_summary(root: str | Path) -> dict:
+def ablation_summary(root: str | Path, seeds=None) -> dict:
     """{setting: {runs, UA/WA mean and std over every (seed, fold), versus_full, seconds}}."""
     root = Path(root)
     out = {}
     for name in list(SETTINGS) + list(UNIMODAL):
-        runs = setting_runs(root, name)
+        runs = setting_runs(root, name, seeds)
         if runs:
             ua, wa = np.array([r["UA"] for r in runs]), np.array([r["WA"] for r in runs])
             out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()),
-                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=run_seconds(root / name))
+                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=run_seconds(root / name, seeds))
     for name, s in out.items():
         s["versus_full"] = paired_test(out["full"]["runs"], s["runs"]) if name != "full" and "full" in out else None
     return out
 
 
-def run_seconds(folder: Path) -> float:
+def run_seconds(folder: Path, seeds=None) -> float:
     """Training wall time of a setting: the sum of its epochs (training and validation)."""
-    return float(sum(h["seconds"] for path in folder.glob("**/fold-*/metrics.json")
-                     for h in json.loads(path.read_text())["history"]))
+    metrics = [json.loads(p.read_text()) for p in folder.glob("**/fold-*/metrics.json")]
+    return float(sum(h["seconds"] for m in metrics if seeds is None or m["config"]["seed"] in seeds
+                     for h in m["history"]))
 
 
-def ablation_table(root: str | Path) -> str:
+def ablation_table(root: str | Path, seeds=None) -> str:
     """Markdown: mean +- std over every seed x fold, and the paired difference to the full model."""
     rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | Wilcoxon p | training time |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, s in ablation_summary(root).items():
+    for name, s in ablation_summary(root, seeds).items():
         v = s["versus_full"]
         diff = f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']})" if v else ""
         p = f"{v['p']:.3f}" if v and v["p"] is not None else ""

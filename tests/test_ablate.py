@@ -59,3 +59,14 @@ def test_paired_test_is_wilcoxon_over_matching_seed_and_fold():
 def test_unknown_setting_is_named():
     with pytest.raises(ValueError, match="nope"):
         ablate.chosen_settings("full,nope", unimodal=False)
+
+
+def test_the_table_can_be_limited_to_some_seeds(tiny_corpus, tmp_path):
+    args = ["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+            "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
+            "--settings", "full,none", "--seeds", "0,1", "--out", str(tmp_path / "a")]
+    assert ablate.main(args) == 0
+    assert all(len(s["runs"]) == 2 for s in ablate.ablation_summary(tmp_path / "a").values())
+    only = ablate.ablation_summary(tmp_path / "a", seeds={1})
+    assert all([r["seed"] for r in s["runs"]] == [1] for s in only.values())
+    assert "(n=1)" in ablate.ablation_table(tmp_path / "a", seeds={1})
