@@ -90,8 +90,7 @@ def clip_word_attention(recognizer, timer: WordTimer, audio, text: str | None = 
     pred = recognizer.predict(audio, text)
     words, s2w, w2s, times = attention_maps(pred.output, pred.words, recognizer.model.frame_seconds,
                                           text=pred.transcript, offsets=pred.offsets)
-    wave, _ = recognizer.load(audio)   # the clip as the model heard it (trimmed), so times agree
-    spans = spans_for(words, timer.align(wave, pred.transcript))
+    spans = spans_for(words, timer.align(pred.wave, pred.transcript))   # the clip as the model heard it (trimmed)
     shares = dict(mean=in_span_share(w2s.mean(0), times, spans),
                   heads=[in_span_share(w2s[h], times, spans) for h in range(len(w2s))])
     return pred, words, s2w, w2s, times, spans, shares

@@ -114,7 +114,7 @@ class App:
         timed = None
         if self.word_timer is not None and pred.transcript:   # when each word was spoken, for the heatmap
             try:
-                timed = self.word_timer.align(self.recognizer.load(audio_path)[0], pred.transcript)
+                timed = self.word_timer.align(pred.wave, pred.transcript)
             except Exception as e:   # the heatmap is still worth showing without the spans
                 gr.Warning(f"Whisper could not time the words ({e.__class__.__name__}); the heatmap has no word spans.")
         heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)

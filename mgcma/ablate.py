@@ -35,13 +35,14 @@ DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distrib
 
 
 def setting_runs(root: Path, name: str, seeds=None) -> list[dict]:
-    """Every finished (seed, fold) test score of a setting (of the given seeds), from its folds'
-    metrics.json, so that a stopped ablation reports what it has."""
+    """Every finished (seed, fold) test score of a setting (of the given seeds) and its training
+    time, from its folds' metrics.json, so that a stopped ablation reports what it has."""
     runs = []
     for path in sorted((root / name).glob("**/fold-*/metrics.json")):
         m = json.loads(path.read_text())
         if seeds is None or m["config"]["seed"] in seeds:
-            runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"]))
+            runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"],
+                             seconds=sum(h["seconds"] for h in m["history"])))   # its epochs, training and validation
     return runs
 
 
@@ -68,17 +69,10 @@ def ablation_summary(root: str | Path, seeds=None) -> dict:
         if runs:
             ua, wa = np.array([r["UA"] for r in runs]), np.array([r["WA"] for r in runs])
             out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()),
-                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=run_seconds(root / name, seeds))
+                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=float(sum(r["seconds"] for r in runs)))
     for name, s in out.items():
         s["versus_full"] = paired_test(out["full"]["runs"], s["runs"]) if name != "full" and "full" in out else None
     return out
-
-
-def run_seconds(folder: Path, seeds=None) -> float:
-    """Training wall time of a setting: the sum of its epochs (training and validation)."""
-    metrics = [json.loads(p.read_text()) for p in folder.glob("**/fold-*/metrics.json")]
-    return float(sum(h["seconds"] for m in metrics if seeds is None or m["config"]["seed"] in seeds
-                     for h in m["history"]))
 
 
 def ablation_table(root: str | Path, seeds=None) -> str:

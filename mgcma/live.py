@@ -27,7 +27,6 @@ class LiveTake:
     chunks: list = field(default_factory=list)
     samples: int = 0
     labelled_at: int = 0
-    full: bool = False
 
     def add(self, sample_rate: int, chunk: np.ndarray) -> bool:
         """A chunk as the browser sends it (int16 or float, mono or (N, channels)) -> whether a
@@ -40,9 +39,8 @@ class LiveTake:
         wave = wave.astype(np.float32)
         if sample_rate != SAMPLE_RATE and len(wave):
             wave = soxr.resample(wave, sample_rate, SAMPLE_RATE).astype(np.float32)
-        room = int(self.config.max_minutes * 60 * SAMPLE_RATE) - self.samples
+        room = self.max_samples - self.samples
         if room <= 0:
-            self.full = True
             return False
         self.chunks.append(wave[:room])
         self.samples += min(len(wave), room)
@@ -61,6 +59,14 @@ class LiveTake:
                 break
         wave = np.concatenate(parts[::-1]) if parts else np.zeros(0, np.float32)
         return wave[-int(self.config.window_seconds * SAMPLE_RATE):]
+
+    @property
+    def max_samples(self) -> int:
+        return int(self.config.max_minutes * 60 * SAMPLE_RATE)
+
+    @property
+    def full(self) -> bool:
+        return self.samples >= self.max_samples
 
     @property
     def seconds(self) -> float:

@@ -49,6 +49,7 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     answers: dict[str, dict[str, float]] = field(default_factory=dict)  # "speech" / "text" / "both" -> probabilities
+    wave: np.ndarray | None = field(default=None, repr=False)   # the 16 kHz clip as the model heard it (trimmed)
 
     def to_json(self) -> dict:
         return dict(label=self.label, probabilities=self.probabilities, transcript=self.transcript,
@@ -162,7 +163,7 @@ class EmotionRecognizer:
             w2=None if out.w2 is None or not text else float(out.w2[0, 0]),
             sim=None if out.sim is None or not text else float(out.sim[0, 0]),
             audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings,
-            warnings=notes, answers=probabilities if len(answers) > 1 else {})
+            warnings=notes, answers=probabilities if len(answers) > 1 else {}, wave=wave)
 
     def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None):
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
@@ -185,11 +186,14 @@ class EmotionRecognizer:
                 text_mask = enc["attention_mask"].bool().to(self.device) & bool(text)
                 inputs["text_features"] = self.model.encode_text(enc["input_ids"].to(self.device), text_mask)
                 inputs["text_mask"] = text_mask
-            modalities = self.available(wave, text)
-            rows = answer_rows(inputs, modalities)
-            # one answer at a time: a batch of three saves little time and raises the memory
-            # peak of concurrent requests
-            answers = {m: to_cpu(self.model(**{k: v[i:i + 1] for k, v in rows.items()})) for i, m in enumerate(modalities)}
+            answers = {}
+            for modality in self.available(wave, text):
+                shown = dict(inputs)
+                if modality == "speech" and "text_mask" in shown:
+                    shown["text_mask"] = torch.zeros_like(shown["text_mask"])
+                if modality == "text" and "speech_mask" in shown:
+                    shown["speech_mask"] = torch.zeros_like(shown["speech_mask"])
+                answers[modality] = to_cpu(self.model(**shown))
         return answers, words, offsets
 
     def available(self, wave, text) -> list[str]:
@@ -200,19 +204,6 @@ class EmotionRecognizer:
         if wave is not None and text:
             return ["both", "speech", "text"]
         return ["both"]
-
-
-def answer_rows(inputs: dict, modalities: list[str]) -> dict:
-    """One input row -> a row per answer: "both" as it is, "speech" with the text hidden, "text"
-    with the speech hidden."""
-    rows = {k: v.expand(len(modalities), *v.shape[1:]) for k, v in inputs.items()}   # views: no copies
-    rows.update({k: rows[k].clone() for k in ("speech_mask", "text_mask") if k in rows})   # these change per row
-    for i, m in enumerate(modalities):
-        if m == "speech" and "text_mask" in rows:
-            rows["text_mask"][i] = False
-        if m == "text" and "speech_mask" in rows:
-            rows["speech_mask"][i] = False
-    return rows
 
 
 def to_cpu(out: MGCMAOutput) -> MGCMAOutput:

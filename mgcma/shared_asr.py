@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, embedded_whisper_dir
+from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, embedded_whisper_dir, log_mel
 
 MAX_SECONDS = 30.0
 
@@ -57,8 +57,8 @@ def decoder_directory(speech_encoder: str | None) -> Path | None:
 
 def whisper_mel(wave: np.ndarray, n_mels: int) -> torch.Tensor:
     """Whisper's standard input: the clip padded to 30 s, as log-mel (1, n_mels, 3000)."""
-    from whisper.audio import log_mel_spectrogram, pad_or_trim
-    return log_mel_spectrogram(torch.from_numpy(pad_or_trim(np.asarray(wave, dtype=np.float32))), n_mels)[None]
+    from whisper.audio import pad_or_trim
+    return log_mel(torch.from_numpy(pad_or_trim(np.asarray(wave, dtype=np.float32))), n_mels)[None]
 
 
 class SharedWhisperASR:

@@ -251,9 +251,9 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     random.seed(cfg.seed + fold_id)
     model = MGCMA(model_config(cfg, labels))
     tokenizer = load_tokenizer(model.config)
-    caches, val_caches = frozen_caches(model, cfg, shared_caches), frozen_caches(model, cfg, shared_caches)
+    caches = frozen_caches(model, cfg, shared_caches)   # content-keyed: one cache serves training and validation
     train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, True, caches)
-    val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0, caches=val_caches)
+    val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0, caches=caches)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
@@ -275,7 +275,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         start = time.time()
         train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
                                                    accelerator, cfg, bar, progress["step"], total)
-        scores = evaluate(model, val_loader, val_caches, accelerator, [records[i].corpus for i in val_idx])
+        scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
         val = dict(scores["both"], UA=selection_score(scores))   # mixed corpora: each corpus counts once
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], seconds=time.time() - start))
