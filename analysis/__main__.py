@@ -153,10 +153,10 @@ def cmd_alignment(args):
 
 def cmd_ablation(args):
     args.out.mkdir(parents=True, exist_ok=True)
-    table = ablation_table(args.runs)
+    table = ablation_table(args.runs, earlier=args.earlier)
     (args.out / "ablation.md").write_text(table)
     print(table)
-    save(args.out, "ablation", ablation_figure(args.runs))
+    save(args.out, "ablation", ablation_figure(args.runs, args.earlier))
     runs = sorted({p.parent.parent for p in Path(args.runs).glob("**/fold-*/metrics.json")})
     for setting in sorted({r.relative_to(args.runs).parts[0] for r in runs}):
         first = next(r for r in runs if r.relative_to(args.runs).parts[0] == setting)   # its first seed
@@ -205,6 +205,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p = add("ablation", "ablation table, bars and confusion matrices from python -m mgcma.ablate's folder")
     p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
+    p.add_argument("--earlier", default=None, help="an earlier ablation.json whose runs count where --runs lacks them")
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.set_defaults(out=None)

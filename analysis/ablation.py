@@ -11,10 +11,10 @@ from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table
 __all__ = ["ablation_figure", "ablation_table", "confusion_figure"]
 
 
-def ablation_figure(root: str | Path):
+def ablation_figure(root: str | Path, earlier: str | Path | None = None):
     """Bars of WA and UA (mean over seeds x folds, std as error bars) per setting."""
     import matplotlib.pyplot as plt
-    summaries = ablation_summary(root)
+    summaries = ablation_summary(root, earlier=earlier)
     if not summaries:
         raise FileNotFoundError(f"no <setting>/summary.json under {root}: run python -m mgcma.ablate first")
     names = list(summaries)

@@ -7,7 +7,8 @@ Settings: all modules; without distribution / token / instance alignment; none (
 fusion); with --unimodal also the speech-only and text-only baselines. With frozen encoders
 their outputs are computed once and shared by every setting, seed and fold. The table gives
 mean +- std over every seed x fold and each setting's paired UA difference to the full model
-(Wilcoxon signed-rank over the same seeds and folds). --resume continues a killed ablation.
+(Wilcoxon signed-rank over the same seeds and folds). --resume continues a killed ablation;
+--earlier adds the runs recorded in an earlier ablation.json whose folders are gone.
 """
 from __future__ import annotations
 
@@ -60,31 +61,48 @@ def paired_test(full: list[dict], other: list[dict]) -> dict | None:
     return dict(n=len(diff), mean=float(diff.mean()), std=float(diff.std()), p=p)
 
 
-def ablation_summary(root: str | Path, seeds=None) -> dict:
-    """{setting: {runs, UA/WA mean and std over every (seed, fold), versus_full, seconds}}."""
+def earlier_runs(path: str | Path | None, name: str, seeds=None) -> list[dict]:
+    """A setting's runs as recorded in an earlier ablation.json (its run folders gone, e.g. with
+    another machine), without training times: those are taken from runs timed here only."""
+    if path is None:
+        return []
+    runs = json.loads(Path(path).read_text()).get(name, {}).get("runs", [])
+    return [dict(r, seconds=None) for r in runs if seeds is None or r["seed"] in seeds]
+
+
+def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = None) -> dict:
+    """{setting: {runs, UA/WA mean and std over every (seed, fold), versus_full, seconds and
+    timed (the runs with a training time)}}. `earlier`: an earlier ablation.json whose runs
+    count where the folders lack that (seed, fold)."""
     root = Path(root)
     out = {}
     for name in list(SETTINGS) + list(UNIMODAL):
         runs = setting_runs(root, name, seeds)
+        here = {(r["seed"], r["fold"]) for r in runs}
+        runs += [r for r in earlier_runs(earlier, name, seeds) if (r["seed"], r["fold"]) not in here]
         if runs:
+            runs.sort(key=lambda r: (r["seed"], r["fold"]))
             ua, wa = np.array([r["UA"] for r in runs]), np.array([r["WA"] for r in runs])
-            out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()),
-                             WA_mean=float(wa.mean()), WA_std=float(wa.std()), seconds=float(sum(r["seconds"] for r in runs)))
+            timed = [r["seconds"] for r in runs if r["seconds"] is not None]
+            out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()), WA_mean=float(wa.mean()),
+                             WA_std=float(wa.std()), seconds=float(sum(timed)), timed=len(timed))
     for name, s in out.items():
         s["versus_full"] = paired_test(out["full"]["runs"], s["runs"]) if name != "full" and "full" in out else None
     return out
 
 
-def ablation_table(root: str | Path, seeds=None) -> str:
-    """Markdown: mean +- std over every seed x fold, and the paired difference to the full model."""
+def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = None) -> str:
+    """Markdown: mean +- std over every seed x fold, the paired difference to the full model,
+    and the training time of the runs timed (all of them unless some come from `earlier`)."""
     rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | Wilcoxon p | training time |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, s in ablation_summary(root, seeds).items():
+    for name, s in ablation_summary(root, seeds, earlier).items():
         v = s["versus_full"]
         diff = f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']})" if v else ""
         p = f"{v['p']:.3f}" if v and v["p"] is not None else ""
+        timed = f"{s['seconds'] / 60:.1f} min" + (f" ({s['timed']} of {len(s['runs'])} runs timed)" if s["timed"] < len(s["runs"]) else "")
         rows.append(f"| {DESCRIPTIONS[name]} | {len(s['runs'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
-                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {diff} | {p} | {s['seconds'] / 60:.1f} min |")
+                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {diff} | {p} | {timed} |")
     return "\n".join(rows) + "\n"
 
 
@@ -104,8 +122,10 @@ def main(argv=None) -> int:
     parser.add_argument("--unimodal", action="store_true", help="also train the speech-only and text-only baselines")
     parser.add_argument("--settings", default="all", help="comma-separated subset of: " + ", ".join(list(SETTINGS) + list(UNIMODAL)))
     parser.add_argument("--seeds", default="", help="comma-separated seeds, each run in <out>/<setting>/seed-S/ (default: --seed alone)")
+    parser.add_argument("--earlier", default=None, help="an earlier ablation.json: its runs count in the table where "
+                        "<out> lacks that setting, seed and fold (train only the other seeds)")
     args = vars(parser.parse_args(argv))
-    unimodal, spec, seeds = args.pop("unimodal"), args.pop("settings"), args.pop("seeds")
+    unimodal, spec, seeds, earlier = args.pop("unimodal"), args.pop("settings"), args.pop("seeds"), args.pop("earlier")
     base = TrainConfig(**args)
     root = Path(base.out)
     try:
@@ -119,9 +139,9 @@ def main(argv=None) -> int:
     except (TrainingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    table = ablation_table(root)
+    table = ablation_table(root, earlier=earlier)
     (root / "ablation.md").write_text(table)
-    (root / "ablation.json").write_text(json.dumps(ablation_summary(root), indent=2))
+    (root / "ablation.json").write_text(json.dumps(ablation_summary(root, earlier=earlier), indent=2))
     print(table)
     return 0
 

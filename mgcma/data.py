@@ -222,6 +222,24 @@ def validation_split(records: list[Utterance], train_idx: list[int], fraction: f
     return sorted(shuffled[n_val:]), sorted(shuffled[:n_val])
 
 
+def training_share(records: list[Utterance], train_idx: list[int], fraction: float = 1.0,
+                   seed: int = 0) -> list[int]:
+    """A seeded `fraction` of the training utterances, the same share of every class, for
+    little-data runs: the test fold and the validation speakers stay as they are."""
+    if fraction >= 1.0:
+        return list(train_idx)
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i in train_idx:
+        by_label.setdefault(records[i].label, []).append(i)
+    kept = []
+    for label in sorted(by_label):
+        pool = by_label[label]
+        rng.shuffle(pool)
+        kept += pool[:max(1, round(fraction * len(pool)))]
+    return sorted(kept)
+
+
 # -------------------------------------------------------------------------------- batching
 class UtteranceDataset(Dataset):
     """Records -> dict(index, audio, text, label). With `views` > 1 it holds views x len(records)

@@ -31,7 +31,7 @@ from .run_files import TrainingError, load_state, plot_curves, save_state, summa
 from .config import IEMOCAP_LABELS, POSITIVES, PRESETS, preset
 from .augment import AugmentConfig, Augmenter
 from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, leave_one_group_out, read_iemocap,
-                   read_manifest, validation_split)
+                   read_manifest, training_share, validation_split)
 from .model import MGCMA
 from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, selection_score
 
@@ -71,6 +71,7 @@ class TrainConfig:
     cache_features: bool = True        # frozen encoders: compute their outputs once
     max_seconds: float = 15.0          # longer clips are cropped, with a warning
     val_fraction: float = 0.15         # share of training speakers held out for model selection
+    train_fraction: float = 1.0        # share of the training utterances used, every class alike (little-data runs)
     num_workers: int = 1               # DataLoader worker processes (this machine has 2 cores)
     mixed_precision: str = "auto"      # auto (bf16 on CUDA where supported, else fp16; none on CPU) | no | bf16 | fp16
     seed: int = 0                      # seeds data order, initialisation and dropout
@@ -247,6 +248,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     fold_dir.mkdir(parents=True, exist_ok=True)
     if val_idx is None:
         train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
+    train_idx = training_share(records, train_idx, cfg.train_fraction, cfg.seed + fold_id)
     torch.manual_seed(cfg.seed + fold_id)
     random.seed(cfg.seed + fold_id)
     model = MGCMA(model_config(cfg, labels))
@@ -353,6 +355,8 @@ def train(cfg: TrainConfig, shared_caches: dict | None = None) -> dict:
     """Every selected fold of `cfg`. `shared_caches` ({} to start): frozen encoders' outputs kept
     across calls, for runs that differ only in their heads (ablations, seeds)."""
     out = Path(cfg.out)
+    if not 0.0 < cfg.train_fraction <= 1.0:
+        raise TrainingError(f"--train-fraction must be in (0, 1]; got {cfg.train_fraction}")
     # cpu=True without CUDA: under `accelerate launch --multi_gpu --num_processes N` (torchrun)
     # that makes accelerate form a gloo process group on the CPU instead of N lone processes
     # wav2vec2's masked_spec_embed is used only in steps where time masking fires

@@ -70,3 +70,21 @@ def test_the_table_can_be_limited_to_some_seeds(tiny_corpus, tmp_path):
     only = ablate.ablation_summary(tmp_path / "a", seeds={1})
     assert all([r["seed"] for r in s["runs"]] == [1] for s in only.values())
     assert "(n=1)" in ablate.ablation_table(tmp_path / "a", seeds={1})
+
+
+def test_runs_of_an_earlier_ablation_json_fill_what_the_folders_lack(tiny_corpus, tmp_path):
+    args = ["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+            "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
+            "--settings", "full,none", "--seeds", "1", "--out", str(tmp_path / "a")]
+    assert ablate.main(args) == 0
+    here = ablate.ablation_summary(tmp_path / "a")
+    earlier = {name: dict(runs=[dict(seed=0, fold=0, UA=0.25 + k / 10, WA=0.3), dict(s["runs"][0], UA=0.0)])
+               for k, (name, s) in enumerate(here.items())}   # seed 0 is new; seed 1 clashes with a folder
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    merged = ablate.ablation_summary(tmp_path / "a", earlier=tmp_path / "earlier.json")
+    for name, s in merged.items():
+        assert [(r["seed"], r["fold"]) for r in s["runs"]] == [(0, 0), (1, 0)]
+        assert s["runs"][1]["UA"] == here[name]["runs"][0]["UA"]   # the folder wins over the record
+        assert s["timed"] == 1 and s["seconds"] == pytest.approx(here[name]["seconds"])
+    assert merged["none"]["versus_full"]["n"] == 2
+    assert "(1 of 2 runs timed)" in ablate.ablation_table(tmp_path / "a", earlier=tmp_path / "earlier.json")

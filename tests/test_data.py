@@ -5,7 +5,7 @@ import torch
 
 from mgcma.data import (BucketSampler, Collator, ManifestError, Utterance, UtteranceDataset,
                         leave_one_group_out, padding_fraction, read_iemocap, read_manifest,
-                        validation_split, write_manifest)
+                        training_share, validation_split, write_manifest)
 
 
 def tone(seconds=0.5, sr=16000, freq=220.0):
@@ -110,6 +110,20 @@ def test_no_speaker_is_on_both_sides_of_any_fold_and_validation_comes_from_train
         assert set(tr) | set(val) == set(train) and not set(tr) & set(val)
         assert not {records[i].speaker for i in tr} & {records[i].speaker for i in val}
         assert not set(val) & set(test)
+
+
+def test_training_share_keeps_every_class_alike_and_is_seeded():
+    records = records_for([f"spk{i:02d}" for i in range(10)], per=8)   # 20 of each class
+    train = list(range(len(records)))
+    kept = training_share(records, train, 0.25, seed=3)
+    counts = {}
+    for i in kept:
+        counts[records[i].label] = counts.get(records[i].label, 0) + 1
+    assert counts == {"neutral": 5, "happy": 5, "angry": 5, "sad": 5}
+    assert set(kept) <= set(train) and kept == sorted(kept)
+    assert training_share(records, train, 0.25, seed=3) == kept
+    assert training_share(records, train, 0.25, seed=4) != kept
+    assert training_share(records, train, 1.0) == train
 
 
 def test_folds_fall_back_to_speakers_without_groups():

@@ -77,6 +77,12 @@ def test_existing_run_is_not_overwritten_without_resume(corpus, tmp_path):
         train(quick(corpus, tmp_path / "run"))
 
 
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_a_training_share_outside_0_1_is_refused(corpus, tmp_path, share):
+    with pytest.raises(TrainingError, match="--train-fraction"):
+        train(quick(corpus, tmp_path / "run", train_fraction=share))
+
+
 def test_a_nan_loss_stops_the_run_with_a_clear_message(corpus, tmp_path, monkeypatch):
     import mgcma.model
     monkeypatch.setattr(mgcma.model, "info_nce", lambda sim, labels=None, one_target=False: sim.sum() * float("nan"))
