@@ -153,10 +153,11 @@ def cmd_alignment(args):
 
 def cmd_ablation(args):
     args.out.mkdir(parents=True, exist_ok=True)
-    table = ablation_table(args.runs, earlier=args.earlier)
-    (args.out / "ablation.md").write_text(table)
+    name = "ablation" if args.answer == "both" else f"ablation-{args.answer}"
+    table = ablation_table(args.runs, earlier=args.earlier, answer=args.answer)
+    (args.out / f"{name}.md").write_text(table)
     print(table)
-    save(args.out, "ablation", ablation_figure(args.runs, args.earlier))
+    save(args.out, name, ablation_figure(args.runs, args.earlier, args.answer))
     runs = sorted({p.parent.parent for p in Path(args.runs).glob("**/fold-*/metrics.json")})
     for setting in sorted({r.relative_to(args.runs).parts[0] for r in runs}):
         first = next(r for r in runs if r.relative_to(args.runs).parts[0] == setting)   # its first seed
@@ -206,6 +207,8 @@ def main(argv=None) -> int:
     p = add("ablation", "ablation table, bars and confusion matrices from python -m mgcma.ablate's folder")
     p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
     p.add_argument("--earlier", default=None, help="an earlier ablation.json whose runs count where --runs lacks them")
+    p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
+                   help="score the models' answer from both modalities, or from one with the other hidden")
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.set_defaults(out=None)

@@ -9,12 +9,13 @@ import numpy as np
 from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table
 
 __all__ = ["ablation_figure", "ablation_table", "confusion_figure"]
+ANSWER_TITLES = {"both": "", "speech": ", voice-only answers", "text": ", words-only answers"}
 
 
-def ablation_figure(root: str | Path, earlier: str | Path | None = None):
+def ablation_figure(root: str | Path, earlier: str | Path | None = None, answer: str = "both"):
     """Bars of WA and UA (mean over seeds x folds, std as error bars) per setting."""
     import matplotlib.pyplot as plt
-    summaries = ablation_summary(root, earlier=earlier)
+    summaries = ablation_summary(root, earlier=earlier, answer=answer)
     if not summaries:
         raise FileNotFoundError(f"no <setting>/summary.json under {root}: run python -m mgcma.ablate first")
     names = list(summaries)
@@ -26,7 +27,7 @@ def ablation_figure(root: str | Path, earlier: str | Path | None = None):
         bars = ax.bar(x + offset, means, 0.36, yerr=stds, capsize=3, color=colour, label=key)
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     ax.set_xticks(x, [DESCRIPTIONS[n].replace(" (", "\n(").replace("without ", "w/o ") for n in names], fontsize=8)
-    ax.set(ylabel="%", ylim=(0, 105), title=f"ablation (mean +- std over {len(summaries[names[0]]['runs'])} seed x fold runs)")
+    ax.set(ylabel="%", ylim=(0, 105), title=f"ablation{ANSWER_TITLES[answer]} (mean +- std over {len(summaries[names[0]]['runs'])} seed x fold runs)")
     ax.legend()
     fig.tight_layout()
     return fig

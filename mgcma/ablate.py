@@ -35,14 +35,25 @@ DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distrib
                 "none": "no alignment (plain fusion)", "speech-only": "speech only", "text-only": "text only"}
 
 
-def setting_runs(root: Path, name: str, seeds=None) -> list[dict]:
+def answer_scores(metrics: dict, answer: str) -> dict | None:
+    """The test scores of one answer: "both", or "speech" / "text" (a two-modality model with
+    the other side hidden; a unimodal model of that modality answers as it is)."""
+    if answer == "both" or metrics["config"]["modality"] == answer:
+        return metrics
+    if metrics["config"]["modality"] == "both":
+        return metrics.get("by_modality", {}).get(answer)
+    return None
+
+
+def setting_runs(root: Path, name: str, seeds=None, answer: str = "both") -> list[dict]:
     """Every finished (seed, fold) test score of a setting (of the given seeds) and its training
     time, from its folds' metrics.json, so that a stopped ablation reports what it has."""
     runs = []
     for path in sorted((root / name).glob("**/fold-*/metrics.json")):
         m = json.loads(path.read_text())
-        if seeds is None or m["config"]["seed"] in seeds:
-            runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=m["UA"], WA=m["WA"],
+        scores = answer_scores(m, answer)
+        if scores is not None and (seeds is None or m["config"]["seed"] in seeds):
+            runs.append(dict(seed=m["config"]["seed"], fold=m["fold"], UA=scores["UA"], WA=scores["WA"],
                              seconds=sum(h["seconds"] for h in m["history"])))   # its epochs, training and validation
     return runs
 
@@ -61,25 +72,26 @@ def paired_test(full: list[dict], other: list[dict]) -> dict | None:
     return dict(n=len(diff), mean=float(diff.mean()), std=float(diff.std()), p=p)
 
 
-def earlier_runs(path: str | Path | None, name: str, seeds=None) -> list[dict]:
+def earlier_runs(path: str | Path | None, name: str, seeds=None, answer: str = "both") -> list[dict]:
     """A setting's runs as recorded in an earlier ablation.json (its run folders gone, e.g. with
-    another machine), without training times: those are taken from runs timed here only."""
-    if path is None:
+    another machine), without training times: those are taken from runs timed here only.
+    The record holds the main answer only."""
+    if path is None or answer != "both":
         return []
     runs = json.loads(Path(path).read_text()).get(name, {}).get("runs", [])
     return [dict(r, seconds=None) for r in runs if seeds is None or r["seed"] in seeds]
 
 
-def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = None) -> dict:
+def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = None, answer: str = "both") -> dict:
     """{setting: {runs, UA/WA mean and std over every (seed, fold), versus_full, seconds and
     timed (the runs with a training time)}}. `earlier`: an earlier ablation.json whose runs
-    count where the folders lack that (seed, fold)."""
+    count where the folders lack that (seed, fold). `answer`: see answer_scores."""
     root = Path(root)
     out = {}
     for name in list(SETTINGS) + list(UNIMODAL):
-        runs = setting_runs(root, name, seeds)
+        runs = setting_runs(root, name, seeds, answer)
         here = {(r["seed"], r["fold"]) for r in runs}
-        runs += [r for r in earlier_runs(earlier, name, seeds) if (r["seed"], r["fold"]) not in here]
+        runs += [r for r in earlier_runs(earlier, name, seeds, answer) if (r["seed"], r["fold"]) not in here]
         if runs:
             runs.sort(key=lambda r: (r["seed"], r["fold"]))
             ua, wa = np.array([r["UA"] for r in runs]), np.array([r["WA"] for r in runs])
@@ -91,12 +103,12 @@ def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = 
     return out
 
 
-def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = None) -> str:
+def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = None, answer: str = "both") -> str:
     """Markdown: mean +- std over every seed x fold, the paired difference to the full model,
     and the training time of the runs timed (all of them unless some come from `earlier`)."""
     rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | Wilcoxon p | training time |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, s in ablation_summary(root, seeds, earlier).items():
+    for name, s in ablation_summary(root, seeds, earlier, answer).items():
         v = s["versus_full"]
         diff = f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']})" if v else ""
         p = f"{v['p']:.3f}" if v and v["p"] is not None else ""

@@ -88,3 +88,16 @@ def test_runs_of_an_earlier_ablation_json_fill_what_the_folders_lack(tiny_corpus
         assert s["timed"] == 1 and s["seconds"] == pytest.approx(here[name]["seconds"])
     assert merged["none"]["versus_full"]["n"] == 2
     assert "(1 of 2 runs timed)" in ablate.ablation_table(tmp_path / "a", earlier=tmp_path / "earlier.json")
+
+
+def test_the_table_can_score_the_voice_only_answer(tiny_corpus, tmp_path):
+    out = tmp_path / "a"
+    assert ablate.main(["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+                        "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
+                        "--settings", "full,speech-only,text-only", "--out", str(out)]) == 0
+    full, speech_only = (json.loads((out / n / "fold-0" / "metrics.json").read_text()) for n in ("full", "speech-only"))
+    voice = ablate.ablation_summary(out, answer="speech")
+    assert set(voice) == {"full", "speech-only"}   # a words-only model has no voice-only answer
+    assert voice["full"]["UA_mean"] == full["by_modality"]["speech"]["UA"]
+    assert voice["speech-only"]["UA_mean"] == speech_only["UA"]
+    assert ablate.ablation_summary(out)["full"]["UA_mean"] == full["UA"]
