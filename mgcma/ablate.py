@@ -4,10 +4,11 @@
                          --unimodal --out runs/ablation [train options]
 
 Settings: all modules; without distribution / token / instance alignment; none (plain
-fusion); with --unimodal also the speech-only and text-only baselines. With frozen encoders
+fusion); with --unimodal also the speech-only and text-only baselines; by name (--settings)
+also full-label, the pair losses with positives by emotion label. With frozen encoders
 their outputs are computed once and shared by every setting, seed and fold. The table gives
 mean +- std over every seed x fold and each setting's paired UA difference to the full model
-(Wilcoxon signed-rank over the same seeds and folds). --resume continues a killed ablation;
+and to plain fusion (Wilcoxon signed-rank over the same seeds and folds). --resume continues a killed ablation;
 --earlier adds the runs recorded in an earlier ablation.json whose folders are gone.
 """
 from __future__ import annotations
@@ -30,9 +31,12 @@ SETTINGS = {
     "none": dict(use_dist=False, use_token=False, use_inst=False),
 }
 UNIMODAL = {"speech-only": dict(modality="speech"), "text-only": dict(modality="text")}
+# chosen by name only: the pair losses' positives by emotion label (a supervised cross-modal contrast)
+VARIANTS = {"full-label": dict(dist_positives="label", inst_positives="label")}
 DESCRIPTIONS = {"full": "MGCMA (all three modules)", "no-dist": "without distribution alignment",
                 "no-token": "without token alignment", "no-inst": "without instance alignment",
-                "none": "no alignment (plain fusion)", "speech-only": "speech only", "text-only": "text only"}
+                "none": "no alignment (plain fusion)", "speech-only": "speech only", "text-only": "text only",
+                "full-label": "all three modules, positives by emotion label"}
 
 
 def answer_scores(metrics: dict, answer: str) -> dict | None:
@@ -88,7 +92,7 @@ def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = 
     count where the folders lack that (seed, fold). `answer`: see answer_scores."""
     root = Path(root)
     out = {}
-    for name in list(SETTINGS) + list(UNIMODAL):
+    for name in list(SETTINGS) + list(VARIANTS) + list(UNIMODAL):
         runs = setting_runs(root, name, seeds, answer)
         here = {(r["seed"], r["fold"]) for r in runs}
         runs += [r for r in earlier_runs(earlier, name, seeds, answer) if (r["seed"], r["fold"]) not in here]
@@ -99,27 +103,35 @@ def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = 
             out[name] = dict(runs=runs, UA_mean=float(ua.mean()), UA_std=float(ua.std()), WA_mean=float(wa.mean()),
                              WA_std=float(wa.std()), seconds=float(sum(timed)), timed=len(timed))
     for name, s in out.items():
-        s["versus_full"] = paired_test(out["full"]["runs"], s["runs"]) if name != "full" and "full" in out else None
+        for reference in ("full", "none"):
+            s[f"versus_{reference}"] = (paired_test(out[reference]["runs"], s["runs"])
+                                        if name != reference and reference in out else None)
     return out
 
 
+def paired_cell(v: dict | None) -> str:
+    if not v:
+        return ""
+    p = f", p={v['p']:.3f}" if v["p"] is not None else ""
+    return f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']}{p})"
+
+
 def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = None, answer: str = "both") -> str:
-    """Markdown: mean +- std over every seed x fold, the paired difference to the full model,
-    and the training time of the runs timed (all of them unless some come from `earlier`)."""
-    rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | Wilcoxon p | training time |",
+    """Markdown: mean +- std over every seed x fold; the paired difference to the full model and
+    to plain fusion, with its Wilcoxon p; the training time of the runs timed (all of them unless
+    some come from `earlier`)."""
+    rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | UA - no alignment (paired) | training time |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in ablation_summary(root, seeds, earlier, answer).items():
-        v = s["versus_full"]
-        diff = f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']})" if v else ""
-        p = f"{v['p']:.3f}" if v and v["p"] is not None else ""
         timed = f"{s['seconds'] / 60:.1f} min" + (f" ({s['timed']} of {len(s['runs'])} runs timed)" if s["timed"] < len(s["runs"]) else "")
         rows.append(f"| {DESCRIPTIONS[name]} | {len(s['runs'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
-                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {diff} | {p} | {timed} |")
+                    f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {paired_cell(s['versus_full'])} "
+                    f"| {paired_cell(s['versus_none'])} | {timed} |")
     return "\n".join(rows) + "\n"
 
 
 def chosen_settings(spec: str, unimodal: bool) -> dict:
-    every = {**SETTINGS, **UNIMODAL}
+    every = {**SETTINGS, **UNIMODAL, **VARIANTS}
     if spec == "all":
         return dict(SETTINGS, **(UNIMODAL if unimodal else {}))
     names = spec.split(",")

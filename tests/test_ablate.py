@@ -32,7 +32,8 @@ def test_seeds_x_folds_table_with_paired_test_and_one_encoder_pass_per_clip(tiny
     diffs = [r["UA"] - full_ua[(r["seed"], r["fold"])] for r in summary["none"]["runs"]]
     assert none["n"] == 4 and none["mean"] == pytest.approx(sum(diffs) / 4)
     table = (out / "ablation.md").read_text()
-    assert "UA - full (paired)" in table and "(n=4)" in table and table.count("\n") == 5
+    assert "UA - full (paired)" in table and "(n=4" in table and table.count("\n") == 5
+    assert summary["full"]["versus_none"]["mean"] == pytest.approx(-none["mean"])
 
 
 def test_an_interrupted_ablation_resumes_without_retraining(tiny_corpus, tmp_path):
@@ -61,6 +62,12 @@ def test_unknown_setting_is_named():
         ablate.chosen_settings("full,nope", unimodal=False)
 
 
+def test_label_positives_are_chosen_by_name_only():
+    assert "full-label" not in ablate.chosen_settings("all", unimodal=True)
+    assert ablate.chosen_settings("full-label", unimodal=False) == {
+        "full-label": dict(dist_positives="label", inst_positives="label")}
+
+
 def test_the_table_can_be_limited_to_some_seeds(tiny_corpus, tmp_path):
     args = ["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
             "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
@@ -69,7 +76,7 @@ def test_the_table_can_be_limited_to_some_seeds(tiny_corpus, tmp_path):
     assert all(len(s["runs"]) == 2 for s in ablate.ablation_summary(tmp_path / "a").values())
     only = ablate.ablation_summary(tmp_path / "a", seeds={1})
     assert all([r["seed"] for r in s["runs"]] == [1] for s in only.values())
-    assert "(n=1)" in ablate.ablation_table(tmp_path / "a", seeds={1})
+    assert "(n=1)" in ablate.ablation_table(tmp_path / "a", seeds={1})   # one pair: no p
 
 
 def test_runs_of_an_earlier_ablation_json_fill_what_the_folders_lack(tiny_corpus, tmp_path):
