@@ -24,7 +24,7 @@ from mgcma.data import leave_one_group_out, read_manifest  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402
-from .ablation import ablation_figure, ablation_table, confusion_figure  # noqa: E402
+from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
 
@@ -154,10 +154,14 @@ def cmd_alignment(args):
 def cmd_ablation(args):
     args.out.mkdir(parents=True, exist_ok=True)
     name = "ablation" if args.answer == "both" else f"ablation-{args.answer}"
+    summary = ablation_summary(args.runs, earlier=args.earlier, answer=args.answer)
     table = ablation_table(args.runs, earlier=args.earlier, answer=args.answer)
     (args.out / f"{name}.md").write_text(table)
+    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2))
     print(table)
     save(args.out, name, ablation_figure(args.runs, args.earlier, args.answer))
+    if args.no_confusion:
+        return
     runs = sorted({p.parent.parent for p in Path(args.runs).glob("**/fold-*/metrics.json")})
     for setting in sorted({r.relative_to(args.runs).parts[0] for r in runs}):
         first = next(r for r in runs if r.relative_to(args.runs).parts[0] == setting)   # its first seed
@@ -207,6 +211,7 @@ def main(argv=None) -> int:
     p = add("ablation", "ablation table, bars and confusion matrices from python -m mgcma.ablate's folder")
     p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
     p.add_argument("--earlier", default=None, help="an earlier ablation.json whose runs count where --runs lacks them")
+    p.add_argument("--no-confusion", action="store_true", help="leave out the confusion matrices")
     p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
                    help="score the models' answer from both modalities, or from one with the other hidden")
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table
 
-__all__ = ["ablation_figure", "ablation_table", "confusion_figure"]
+__all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_figure"]
 ANSWER_TITLES = {"both": "", "speech": ", voice-only answers", "text": ", words-only answers"}
 
 

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,17 @@ def test_figure3_leaves_a_blank_panel_where_a_module_is_off():
     fig, metrics, _ = figure3({"full: fused": emb, "no-dist: mu": None}, space={"full: fused": "fused"})
     assert set(metrics) == {"full: fused"}
     assert any("no such space" in ax.get_title() for ax in fig.axes)
+
+
+def test_ablation_command_writes_the_table_its_record_and_bars(tiny_corpus, tmp_path):
+    from mgcma import ablate
+    runs = tmp_path / "runs"
+    assert ablate.main(["--data", "manifest", "--data-path", str(tiny_corpus), "--preset", "test", "--freeze-encoders",
+                        "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--folds", "0",
+                        "--settings", "full,none", "--out", str(runs)]) == 0
+    out = tmp_path / "docs"
+    printed = run_analysis("ablation", "--runs", runs, "--no-confusion", "--answer", "speech", "--out", out)
+    assert "no alignment (plain fusion)" in printed and not list(out.glob("confusion-*"))
+    record = json.loads((out / "ablation-speech.json").read_text())
+    assert record["none"]["UA_mean"] == ablate.ablation_summary(runs, answer="speech")["none"]["UA_mean"]
+    assert (out / "ablation-speech.png").stat().st_size > 5000
