@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ def ablation_figure(root: str | Path, earlier: str | Path | None = None, answer:
         stds = [100 * summaries[n][f"{key}_std"] for n in names]
         bars = ax.bar(x + offset, means, 0.36, yerr=stds, capsize=3, color=colour, label=key)
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    ax.set_xticks(x, [DESCRIPTIONS[n].replace(" (", "\n(").replace("without ", "w/o ") for n in names], fontsize=8)
-    ax.set(ylabel="%", ylim=(0, 105), title=f"ablation{ANSWER_TITLES[answer]} (mean +- std over {len(summaries[names[0]]['runs'])} seed x fold runs)")
+    ax.set_xticks(x, [textwrap.fill(DESCRIPTIONS[n].replace("without ", "w/o "), 18) + f"\n(n={len(summaries[n]['runs'])})"
+                      for n in names], fontsize=8)
+    ax.set(ylabel="%", ylim=(0, 105), title=f"ablation{ANSWER_TITLES[answer]} (mean +- std over n seed x fold runs)")
     ax.legend()
     fig.tight_layout()
     return fig

@@ -124,6 +124,7 @@ def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = No
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in ablation_summary(root, seeds, earlier, answer).items():
         timed = f"{s['seconds'] / 60:.1f} min" + (f" ({s['timed']} of {len(s['runs'])} runs timed)" if s["timed"] < len(s["runs"]) else "")
+        timed = timed if s["timed"] else "not timed here"
         rows.append(f"| {DESCRIPTIONS[name]} | {len(s['runs'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
                     f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {paired_cell(s['versus_full'])} "
                     f"| {paired_cell(s['versus_none'])} | {timed} |")
