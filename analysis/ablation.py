@@ -30,7 +30,7 @@ def ablation_figure(root: str | Path, earlier: str | Path | None = None, answer:
     ax.set_xticks(x, [textwrap.fill(DESCRIPTIONS[n].replace("without ", "w/o "), 18) + f"\n(n={len(summaries[n]['runs'])})"
                       for n in names], fontsize=8)
     ax.set(ylabel="%", ylim=(0, 105), title=f"ablation{ANSWER_TITLES[answer]} (mean +- std over n seed x fold runs)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: the bars reach the top
     fig.tight_layout()
     return fig
 

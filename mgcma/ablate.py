@@ -112,7 +112,7 @@ def ablation_summary(root: str | Path, seeds=None, earlier: str | Path | None = 
 def paired_cell(v: dict | None) -> str:
     if not v:
         return ""
-    p = f", p={v['p']:.3f}" if v["p"] is not None else ""
+    p = "" if v["p"] is None else f", p={v['p']:.3f}" if v["p"] >= 0.001 else ", p<0.001"
     return f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']}{p})"
 
 
