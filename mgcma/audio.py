@@ -65,13 +65,16 @@ def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits()
     if np.issubdtype(wave.dtype, np.integer):
         wave = wave.astype(np.float32) / float(np.iinfo(wave.dtype).max)
     wave = wave.astype(np.float32, copy=False)
-    if wave.ndim == 2:
-        # (n, channels) as soundfile and Gradio give it; a (channels, n) array with few rows too
-        wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
-    elif wave.ndim != 1:
+    if wave.ndim not in (1, 2):
         raise AudioError(f"{name}: expected a 1-D or 2-D waveform, got shape {wave.shape}")
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    loudest = float(np.abs(wave).max())
+    if loudest > 1.0:  # float input beyond full scale: scaled down, before mixing or resampling can overflow float32
+        wave = wave / loudest
+    if wave.ndim == 2:
+        # (n, channels) as soundfile and Gradio give it; a (channels, n) array with few rows too
+        wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
     if sample_rate <= 0:
         raise AudioError(f"{name}: invalid sample rate {sample_rate}")
     seconds = original_seconds if original_seconds is not None else len(wave) / sample_rate
@@ -93,7 +96,7 @@ def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits()
     if clipped > 0.01:
         warnings.warn(f"{name}: the recording is saturated ({100 * clipped:.0f} % of samples at full scale); "
                       "the prediction may be unreliable", stacklevel=2)
-    if peak > 1.0:  # float input beyond full scale: scale down rather than clip
+    if peak > 1.0:  # resampling can overshoot full scale: scale down rather than clip
         wave = wave / peak
     return np.ascontiguousarray(wave, dtype=np.float32)
 

@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mgcma.audio import AudioError, AudioLimits, load_audio, prepare_waveform
@@ -84,6 +84,8 @@ def test_random_bytes_never_crash_the_loader(tmp_path_factory, data):
 @settings(max_examples=60, deadline=None)
 @given(wave=arrays(np.float32, st.integers(0, 4000), elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
        sr=st.sampled_from([8000, 16000, 44100]))
+@example(wave=np.full(1854, 3.67e35, dtype=np.float32), sr=8000)   # finite, but resampling overflowed float32
+@example(wave=np.full((1854, 2), 3e38, dtype=np.float32), sr=16000)   # finite, but the channel mean overflowed
 def test_random_arrays_never_crash_the_loader(wave, sr):
     try:
         with warnings.catch_warnings():
