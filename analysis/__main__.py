@@ -155,11 +155,13 @@ def cmd_ablation(args):
     args.out.mkdir(parents=True, exist_ok=True)
     name = "ablation" if args.answer == "both" else f"ablation-{args.answer}"
     summary = ablation_summary(args.runs, earlier=args.earlier, answer=args.answer)
-    table = ablation_table(args.runs, earlier=args.earlier, answer=args.answer)
+    if not summary:
+        raise FileNotFoundError(f"no <setting>/**/fold-*/metrics.json under {args.runs}: run python -m mgcma.ablate first")
+    table = ablation_table(summary)
     (args.out / f"{name}.md").write_text(table)
     (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2))
     print(table)
-    save(args.out, name, ablation_figure(args.runs, args.earlier, args.answer))
+    save(args.out, name, ablation_figure(summary, args.answer))
     if args.no_confusion:
         return
     runs = sorted({p.parent.parent for p in Path(args.runs).glob("**/fold-*/metrics.json")})

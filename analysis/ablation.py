@@ -13,12 +13,9 @@ __all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_f
 ANSWER_TITLES = {"both": "", "speech": ", voice-only answers", "text": ", words-only answers"}
 
 
-def ablation_figure(root: str | Path, earlier: str | Path | None = None, answer: str = "both"):
-    """Bars of WA and UA (mean over seeds x folds, std as error bars) per setting."""
+def ablation_figure(summaries: dict, answer: str = "both"):
+    """Bars of WA and UA (mean over seeds x folds, std as error bars) per setting of an ablation_summary."""
     import matplotlib.pyplot as plt
-    summaries = ablation_summary(root, earlier=earlier, answer=answer)
-    if not summaries:
-        raise FileNotFoundError(f"no <setting>/summary.json under {root}: run python -m mgcma.ablate first")
     names = list(summaries)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2, 3.8))

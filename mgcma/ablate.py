@@ -116,18 +116,23 @@ def paired_cell(v: dict | None) -> str:
     return f"{100 * v['mean']:+.2f} +- {100 * v['std']:.2f} (n={v['n']}{p})"
 
 
-def ablation_table(root: str | Path, seeds=None, earlier: str | Path | None = None, answer: str = "both") -> str:
-    """Markdown: mean +- std over every seed x fold; the paired difference to the full model and
-    to plain fusion, with its Wilcoxon p; the training time of the runs timed (all of them unless
-    some come from `earlier`)."""
+def timing_cell(s: dict) -> str:
+    if not s["timed"]:
+        return "not timed here"
+    partly = f" ({s['timed']} of {len(s['runs'])} runs timed)" if s["timed"] < len(s["runs"]) else ""
+    return f"{s['seconds'] / 60:.1f} min{partly}"
+
+
+def ablation_table(summary: dict) -> str:
+    """Markdown of an ablation_summary: mean +- std over every seed x fold; the paired difference
+    to the full model and to plain fusion, with its Wilcoxon p; the training time of the runs timed
+    (all of them unless some come from an earlier record)."""
     rows = ["| setting | runs (seeds x folds) | WA % | UA % | UA - full (paired) | UA - no alignment (paired) | training time |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, s in ablation_summary(root, seeds, earlier, answer).items():
-        timed = f"{s['seconds'] / 60:.1f} min" + (f" ({s['timed']} of {len(s['runs'])} runs timed)" if s["timed"] < len(s["runs"]) else "")
-        timed = timed if s["timed"] else "not timed here"
+    for name, s in summary.items():
         rows.append(f"| {DESCRIPTIONS[name]} | {len(s['runs'])} | {100 * s['WA_mean']:.2f} +- {100 * s['WA_std']:.2f} "
                     f"| {100 * s['UA_mean']:.2f} +- {100 * s['UA_std']:.2f} | {paired_cell(s['versus_full'])} "
-                    f"| {paired_cell(s['versus_none'])} | {timed} |")
+                    f"| {paired_cell(s['versus_none'])} | {timing_cell(s)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -145,7 +150,7 @@ def chosen_settings(spec: str, unimodal: bool) -> dict:
 def main(argv=None) -> int:
     parser = parser_for(TrainConfig, __doc__.strip().splitlines()[0])
     parser.add_argument("--unimodal", action="store_true", help="also train the speech-only and text-only baselines")
-    parser.add_argument("--settings", default="all", help="comma-separated subset of: " + ", ".join(list(SETTINGS) + list(UNIMODAL)))
+    parser.add_argument("--settings", default="all", help="comma-separated subset of: " + ", ".join(list(SETTINGS) + list(UNIMODAL) + list(VARIANTS)))
     parser.add_argument("--seeds", default="", help="comma-separated seeds, each run in <out>/<setting>/seed-S/ (default: --seed alone)")
     parser.add_argument("--earlier", default=None, help="an earlier ablation.json: its runs count in the table where "
                         "<out> lacks that setting, seed and fold (train only the other seeds)")
@@ -164,9 +169,10 @@ def main(argv=None) -> int:
     except (TrainingError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    table = ablation_table(root, earlier=earlier)
+    summary = ablation_summary(root, earlier=earlier)
+    table = ablation_table(summary)
     (root / "ablation.md").write_text(table)
-    (root / "ablation.json").write_text(json.dumps(ablation_summary(root, earlier=earlier), indent=2))
+    (root / "ablation.json").write_text(json.dumps(summary, indent=2))
     print(table)
     return 0
 

@@ -24,6 +24,7 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
+from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
 SYNTHETIC_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "synthetic"                         # the eSpeak corpus, for alignment analysis
@@ -189,10 +190,8 @@ class EmotionRecognizer:
             answers = {}
             for modality in self.available(wave, text):
                 shown = dict(inputs)
-                if modality == "speech" and "text_mask" in shown:
-                    shown["text_mask"] = torch.zeros_like(shown["text_mask"])
-                if modality == "text" and "speech_mask" in shown:
-                    shown["speech_mask"] = torch.zeros_like(shown["speech_mask"])
+                if modality != "both":   # only offered when both sides are there (available)
+                    hide(shown, "text" if modality == "speech" else "speech", torch.ones(1, dtype=torch.bool))
                 answers[modality] = to_cpu(self.model(**shown))
         return answers, words, offsets
 

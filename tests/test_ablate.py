@@ -76,7 +76,7 @@ def test_the_table_can_be_limited_to_some_seeds(tiny_corpus, tmp_path):
     assert all(len(s["runs"]) == 2 for s in ablate.ablation_summary(tmp_path / "a").values())
     only = ablate.ablation_summary(tmp_path / "a", seeds={1})
     assert all([r["seed"] for r in s["runs"]] == [1] for s in only.values())
-    assert "(n=1)" in ablate.ablation_table(tmp_path / "a", seeds={1})   # one pair: no p
+    assert "(n=1)" in ablate.ablation_table(only)   # one pair: no p
 
 
 def test_runs_of_an_earlier_ablation_json_fill_what_the_folders_lack(tiny_corpus, tmp_path):
@@ -94,7 +94,7 @@ def test_runs_of_an_earlier_ablation_json_fill_what_the_folders_lack(tiny_corpus
         assert s["runs"][1]["UA"] == here[name]["runs"][0]["UA"]   # the folder wins over the record
         assert s["timed"] == 1 and s["seconds"] == pytest.approx(here[name]["seconds"])
     assert merged["none"]["versus_full"]["n"] == 2
-    assert "(1 of 2 runs timed)" in ablate.ablation_table(tmp_path / "a", earlier=tmp_path / "earlier.json")
+    assert "(1 of 2 runs timed)" in ablate.ablation_table(merged)
 
 
 def test_the_table_can_score_the_voice_only_answer(tiny_corpus, tmp_path):
