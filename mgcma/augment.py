@@ -89,7 +89,7 @@ def degrade(wave: np.ndarray, condition: str, seed: int = 0, babble_paths: list[
         t = AddBackgroundNoise(sounds_path=list(babble_paths), min_snr_db=float(level), max_snr_db=float(level),
                                noise_rms="relative", p=1.0)
     elif kind == "telephone":
-        return telephone(wave)
+        return seeded(telephone, wave, seed)   # the filters' roll-off is drawn at random
     elif kind == "reverb":
         t = RoomSimulator(leave_length_unchanged=True, p=1.0)
     else:

@@ -1,8 +1,11 @@
-"""Readers for real corpora into Utterance records: RAVDESS (speech) and GoEmotions (text).
+"""Readers for real corpora into Utterance records: RAVDESS, EmoDB and EMOVO (speech),
+GoEmotions (text), and any folder of clips whose labels are in their paths.
 
 RAVDESS: 24 actors, two fixed emotion-free sentences, 8 emotions. In RAVDESS calm is not
 neutral: the 4-class set (neutral, happy, angry, sad) drops it. The speaker is the actor, the
 fold the EmoBox benchmark's speaker-independent fold, and `split` holds out whole actors.
+EmoDB (German) and EMOVO (Italian): speech-only rows (an English text encoder cannot read
+their words); the fold is the speaker, so leave-one-group-out holds out whole speakers.
 """
 from __future__ import annotations
 
@@ -82,3 +85,97 @@ def read_goemotions(root: str | Path) -> list[Utterance]:
                 records.append(Utterance(id=f"goemotions-{split}-{i}", path=None, text=row["text"], label=row["emotion"],
                                          speaker="goemotions", split=split, corpus="goemotions"))
     return records
+
+
+ACTED_CORPORA = ("emodb", "emovo")   # the shared folders' layout: manifest.csv with path, speaker, sex, emotion
+
+
+def read_acted(root: str | Path, corpus: str, classes: str = "4", test_speakers: set[str] = frozenset()) -> list[Utterance]:
+    """EmoDB or EMOVO as laid out in the shared folder: speech-only rows, 4 classes (neutral,
+    happy, angry, sad) or "all" of the corpus's emotions. Rows of `test_speakers` get split=test,
+    the others split=train where test speakers are given (else no split: folds by speaker)."""
+    root = Path(root)
+    if corpus not in ACTED_CORPORA:
+        raise ValueError(f"unknown acted corpus {corpus!r}: {', '.join(ACTED_CORPORA)}")
+    if classes not in ("4", "all"):
+        raise ValueError(f"--classes is 4 or all, not {classes!r}")
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing: point at your copy of {corpus.upper()} as laid out with its manifest.csv")
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    unknown = sorted(test_speakers - {row["speaker"] for row in rows})
+    if unknown:
+        raise ValueError(f"--test-speakers {', '.join(unknown)} are not speakers of {corpus}")
+    records = []
+    for row in rows:
+        if classes == "4" and row["emotion"] not in FOUR_CLASSES:
+            continue
+        split = ("test" if row["speaker"] in test_speakers else "train") if test_speakers else ""
+        records.append(Utterance(id=f"{corpus}-{Path(row['path']).stem}", path=str(root / row["path"]), text="",
+                                 label=row["emotion"], speaker=row["speaker"], group=row["speaker"], split=split,
+                                 corpus=corpus, meta={k: row[k] for k in ("sex", "language") if row.get(k)}))
+    return records
+
+
+def path_field(spec: str, what: str):
+    """`parent` (the clip's folder), `grandparent`, `stem` (the file name) or `regex:PATTERN`
+    (its first group, else the whole match, searched in the path relative to the corpus root)
+    -> a function of that relative path giving the field, or None where it cannot be read."""
+    if spec == "stem":
+        return lambda rel: rel.stem
+    if spec in ("parent", "grandparent"):
+        up = 0 if spec == "parent" else 1
+        return lambda rel: (rel.parents[up].name or None) if up < len(rel.parents) else None
+    if spec.startswith("regex:"):
+        try:
+            pattern = re.compile(spec[len("regex:"):])
+        except re.error as e:
+            raise ValueError(f"--{what}-from {spec!r}: not a regular expression ({e})") from None
+        return lambda rel: (m.group(1) if m.groups() else m.group(0)) if (m := pattern.search(rel.as_posix())) else None
+    raise ValueError(f"--{what}-from must be parent, grandparent, stem or regex:PATTERN; got {spec!r}")
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def read_folder(root: str | Path, label_from: str = "parent", speaker_from: str | None = None,
+                label_map: dict[str, str] | None = None, report=print) -> list[Utterance]:
+    """Any corpus laid out as a folder of clips: the label (and the speaker) read from each clip's
+    path (the manifest's file name then names the corpus). `label_map` renames labels (W -> angry); a label mapped to "" drops the clip. Clips whose
+    label or speaker cannot be read are skipped and counted. Without a speaker, each clip is its
+    own speaker, and the report says that no split can then be speaker-independent."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    label_of, speaker_of = path_field(label_from, "label"), speaker_from and path_field(speaker_from, "speaker")
+    records, unread = [], 0
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+        rel = path.relative_to(root)
+        label, speaker = label_of(rel), speaker_of(rel) if speaker_of else rel.with_suffix("").as_posix()
+        if label is not None and label_map:
+            label = label_map.get(label, label)
+        if not label or not speaker:
+            unread += label is None or not speaker
+            continue
+        records.append(Utterance(id=rel.with_suffix("").as_posix().replace("/", "-"), path=str(path), text="",
+                                 label=label, speaker=speaker, group=speaker if speaker_of else "", corpus=root.name))
+    if not records:
+        raise ValueError(f"{root}: no audio clip ({', '.join(AUDIO_SUFFIXES)}) with a label read by --label-from {label_from}")
+    if unread:
+        report(f"{unread} clip(s) skipped: their label or speaker could not be read from the path")
+    if not speaker_of:
+        report("warning: no --speaker-from, so every clip is its own speaker: a split of these clips cannot be "
+               "speaker-independent")
+    return records
+
+
+def parse_label_map(spec: str) -> dict[str, str]:
+    """"W=angry,F=happy,L=" -> {"W": "angry", "F": "happy", "L": ""} ("" drops the clips)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--label-map wants FROM=TO,...; got {part!r}")
+        out[key] = value
+    return out

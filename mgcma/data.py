@@ -6,6 +6,7 @@ import os
 import json
 import random
 import re
+import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -204,6 +205,30 @@ def leave_one_group_out(records: list[Utterance]) -> list[tuple[str, list[int], 
             for g in sorted(set(groups))]
 
 
+def leave_one_corpus_out(records: list[Utterance]) -> list[tuple[str, list[int], list[int]]]:
+    """-> [(held-out corpus, train indices, test indices)] for each corpus with audio. The held-out
+    corpus is tested whole (every split); the others train on every row but their test split, so a
+    corpus's own test speakers are never trained on, whichever corpus is held out."""
+    speech_corpora = sorted({r.corpus for r in records if r.has_audio})
+    if len(speech_corpora) < 2:
+        raise ValueError(f"leaving one corpus out needs at least 2 corpora with audio; got {speech_corpora or 'none'} "
+                         "(the corpus is the manifest's file name: pass several manifests)")
+    return [(c, [i for i, r in enumerate(records) if r.corpus != c and r.split != "test"],
+             [i for i, r in enumerate(records) if r.corpus == c and r.has_audio]) for c in speech_corpora]
+
+
+def check_speaker_independence(records: list[Utterance], name: str, train_idx: list[int], test_idx: list[int]) -> None:
+    """Refuse a fold whose test speakers also speak in its training side (a voice heard in
+    training inflates the test score). Text-only rows have no voice and are not counted."""
+    heard = {records[i].speaker for i in train_idx if records[i].has_audio}
+    both = sorted(heard & {records[i].speaker for i in test_idx if records[i].has_audio})
+    if both:
+        lines = [f"{records[i].corpus}:{records[i].line}" for i in test_idx if records[i].speaker == both[0]][:3]
+        raise ManifestError(f"fold {name!r} is not speaker-independent: speaker(s) {', '.join(both[:5])}"
+                            f"{' ...' if len(both) > 5 else ''} are in its test side (e.g. {', '.join(lines)}) "
+                            "and in its training side. Give each speaker one fold (or one split) in the manifest.")
+
+
 def validation_split(records: list[Utterance], train_idx: list[int], fraction: float = 0.15,
                      seed: int = 0) -> tuple[list[int], list[int]]:
     """Split the training side only: whole speakers go to validation (as the test fold holds
@@ -216,6 +241,10 @@ def validation_split(records: list[Utterance], train_idx: list[int], fraction: f
         held = set(speakers[:n_val])
         val = [i for i in train_idx if records[i].speaker in held]
         return [i for i in train_idx if records[i].speaker not in held], val
+    corpus = records[train_idx[0]].corpus if train_idx else ""
+    warnings.warn(f"{corpus or 'the training side'} has {len(speakers)} speaker(s): its validation split cannot be "
+                  "speaker-independent, so it holds random utterances of the training speakers and model selection "
+                  "may favour what they alone say", stacklevel=2)
     shuffled = list(train_idx)
     rng.shuffle(shuffled)
     n_val = max(1, round(fraction * len(shuffled)))

@@ -144,16 +144,17 @@ class EmotionRecognizer:
             timings["asr"] = 1000 * (time.perf_counter() - start)
             if not text:
                 notes.append("the speech recogniser heard no words; type the transcript and run again")
-        text = (text or "").strip()
-        if len(text) > MAX_TEXT_CHARS:
-            notes.append(f"the transcript has {len(text)} characters; the model reads its first "
-                         f"{self.config.max_text_tokens} tokens")
-            text = text[:MAX_TEXT_CHARS]
+        given = (text or "").strip()
+        text = given[:MAX_TEXT_CHARS]   # longer text could only cost memory: the model reads fewer tokens
         if not text and self.config.modality == "text":
             raise InputError("this model reads words only, and there are none: type the transcript")
         start = time.perf_counter()
         answers, words, offsets = self.forward(wave, text, speech)
         timings["model"] = 1000 * (time.perf_counter() - start)
+        read = max((end for _, end in offsets), default=len(text))
+        if given[read:].strip():
+            notes.append(f"the transcript is longer than the {self.config.max_text_tokens} tokens the model reads: "
+                         f"it read up to \"...{text[max(0, read - 30):read]}\" and not the last {len(given) - read} characters")
         out = answers["both"]   # the main answer: every modality the model and this input have
         labels = self.config.labels
         probabilities = {m: {k: float(p) for k, p in zip(labels, o.probs[0].tolist())} for m, o in answers.items()}

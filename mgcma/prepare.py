@@ -2,6 +2,9 @@
 
   python -m mgcma.prepare iemocap IEMOCAP_ROOT --out manifest.csv
   python -m mgcma.prepare ravdess DIR --out ravdess.csv [--classes 4|8] [--test-actors 19-24]
+  python -m mgcma.prepare emodb|emovo DIR --out M.csv [--classes 4|all] [--test-speakers S1,S2]
+  python -m mgcma.prepare folder DIR --out M.csv --label-from parent|grandparent|stem|regex:PATTERN
+                          [--speaker-from ...] [--label-map W=angry,F=happy] [--transcribe]
   python -m mgcma.prepare goemotions DIR --out goemotions.csv
   python -m mgcma.prepare synthetic --out DIR [--size N] [--seed S]
   python -m mgcma.prepare manifest IN.csv --out OUT.csv [--asr SPEC]   (fills empty transcripts)
@@ -14,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .corpora import parse_actors, read_goemotions, read_ravdess
+from .corpora import ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_folder, read_goemotions, read_ravdess
 from .data import read_iemocap, read_manifest, write_manifest
 from .synthetic import SyntheticConfig, generate
 
@@ -45,6 +48,19 @@ def main(argv=None) -> int:
     ravdess.add_argument("--out", type=Path, default=Path("ravdess.csv"), help="manifest (.csv or .jsonl)")
     ravdess.add_argument("--classes", type=int, choices=[4, 8], default=4, help="4: neutral/happy/angry/sad (calm dropped)")
     ravdess.add_argument("--test-actors", default="19-24", help="actors whose rows get split=test (the rest: train)")
+    for name in ACTED_CORPORA:
+        acted = sub.add_parser(name, help=f"{name.upper()} speech (the folder with manifest.csv), speech-only rows")
+        acted.add_argument("root", type=Path, help="folder with manifest.csv and audio/")
+        acted.add_argument("--out", type=Path, default=Path(f"{name}.csv"), help="manifest (.csv or .jsonl)")
+        acted.add_argument("--classes", choices=["4", "all"], default="4", help="4: neutral/happy/angry/sad")
+        acted.add_argument("--test-speakers", default="", help="speakers whose rows get split=test (the rest: train)")
+    folder = sub.add_parser("folder", help="any folder of clips whose label (and speaker) are in their paths")
+    folder.add_argument("root", type=Path, help="the corpus folder (searched recursively for wav/flac/ogg/mp3)")
+    folder.add_argument("--out", type=Path, required=True, help="manifest (.csv or .jsonl)")
+    folder.add_argument("--label-from", default="parent", help="parent | grandparent | stem | regex:PATTERN (first group)")
+    folder.add_argument("--speaker-from", default=None, help="the same choices; without it no split can be speaker-independent")
+    folder.add_argument("--label-map", default="", help="rename labels: FROM=TO,... (TO empty drops those clips)")
+    folder.add_argument("--transcribe", default=None, metavar="ASR", help="fill the transcripts with this ASR (e.g. faster-whisper)")
     goemotions = sub.add_parser("goemotions", help="GoEmotions text (train/validation/test.csv), text-only rows")
     goemotions.add_argument("root", type=Path, help="folder with train.csv, validation.csv, test.csv")
     goemotions.add_argument("--out", type=Path, default=Path("goemotions.csv"), help="manifest (.csv or .jsonl)")
@@ -66,6 +82,15 @@ def main(argv=None) -> int:
             path = write_manifest(records, args.out)
         elif args.source == "ravdess":
             records = read_ravdess(args.root, args.classes, parse_actors(args.test_actors))
+            path = write_manifest(records, args.out)
+        elif args.source in ACTED_CORPORA:
+            records = read_acted(args.root, args.source, args.classes, set(filter(None, args.test_speakers.split(","))))
+            path = write_manifest(records, args.out)
+        elif args.source == "folder":
+            records = read_folder(args.root, args.label_from, args.speaker_from, parse_label_map(args.label_map),
+                                  report=lambda msg: print(msg, file=sys.stderr))
+            if args.transcribe:
+                records = fill_transcripts(records, args.transcribe)
             path = write_manifest(records, args.out)
         elif args.source == "goemotions":
             records = read_goemotions(args.root)

@@ -74,11 +74,14 @@ def summarise(cfg, fold_metrics: list[dict]) -> dict:
                           for m in fold_metrics],
                    WA_mean=float(wa.mean()), WA_std=float(wa.std()), UA_mean=float(ua.mean()),
                    UA_std=float(ua.std()), config=dataclasses.asdict(cfg))
-    rows = ["| fold | test group | n | WA % | UA % |", "| --- | --- | --- | --- | --- |"]
-    rows += [f"| {m['fold']} | {m['test_group']} | {m['n_test']} | {100 * m['WA']:.2f} | {100 * m['UA']:.2f} |"
-             for m in fold_metrics]
+    labels = fold_metrics[0]["labels"]
+    rows = [f"| fold | test group | n | WA % | UA % | recall % ({' / '.join(labels)}) | confusion (rows: true) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows += [f"| {m['fold']} | {m['test_group']} | {m['n_test']} | {100 * m['WA']:.2f} | {100 * m['UA']:.2f} | "
+             f"{' / '.join('-' if r is None else f'{100 * r:.1f}' for r in m['recall'].values())} | "
+             f"{m['confusion_matrix']} |" for m in fold_metrics]
     rows.append(f"| mean +- std | | | {100 * wa.mean():.2f} +- {100 * wa.std():.2f} | "
-                f"{100 * ua.mean():.2f} +- {100 * ua.std():.2f} |")
+                f"{100 * ua.mean():.2f} +- {100 * ua.std():.2f} | | |")
     summary["by_modality"] = by_modality_summary(fold_metrics)
     if summary["by_modality"]:
         rows += ["", "| answer from | corpus | folds | WA % | UA % |", "| --- | --- | --- | --- | --- |"]

@@ -53,6 +53,8 @@ def model_inputs(model, batch, caches, modality: str = "both"):
         if "text" in caches:
             feats, _ = caches["text"].get(batch["texts"],
                                           lambda: (model.encode_text(batch["input_ids"], text_mask), text_mask))
+            # cached rows keep their real tokens only: a batch of rows without text has fewer frames than its mask
+            feats = torch.nn.functional.pad(feats, (0, 0, 0, max(0, text_mask.shape[1] - feats.shape[1])))
             inputs.update(text_features=feats[:, :text_mask.shape[1]], text_mask=text_mask)
         else:
             inputs.update(input_ids=batch["input_ids"], text_mask=text_mask)

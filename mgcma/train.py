@@ -30,7 +30,7 @@ from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
 from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .config import IEMOCAP_LABELS, POSITIVES, PRESETS, preset
 from .augment import AugmentConfig, Augmenter
-from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, leave_one_group_out, read_iemocap,
+from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap,
                    read_manifest, training_share, validation_split)
 from .model import MGCMA
 from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, selection_score
@@ -44,7 +44,7 @@ class TrainConfig:
     data_path: str | None = None       # synthetic: cache folder; iemocap: root or its manifest; manifest: file(s), comma-separated
     corpus_weights: str = ""           # mixed manifests: NAME=W,... (W x the corpus's size per epoch; NAME = the manifest's file stem)
     balance_classes: bool = False      # draw every class of a corpus equally often in training
-    protocol: str = "auto"             # folds (leave one group out) | split (the manifests' split column) | auto: split where every row has one
+    protocol: str = "auto"             # folds (leave one group out) | split (the manifests' split column) | corpora (leave one corpus out) | auto: split where every row has one
     synthetic_size: int = 3000         # utterances in the synthetic corpus
     preset: str = "tiny"               # paper | whisper-tiny | whisper-base | tiny | test | test-whisper (mgcma/config.py)
     modality: str = "both"             # both | speech | text (unimodal baselines)
@@ -122,23 +122,47 @@ def parse_weights(spec: str) -> dict[str, float]:
 
 def make_folds(cfg: TrainConfig, records) -> list[tuple[str, list[int], list[int], list[int] | None]]:
     """-> [(test name, train, test, validation or None: drawn from the training speakers)].
-    `split`: the manifests' train / validation / test rows, one run. `folds`: leave one group out."""
+    `split`: the manifests' train / validation / test rows, one run. `folds`: leave one group out.
+    `corpora`: leave one corpus out (train and select on the others). Every fold is checked to be
+    speaker-independent."""
+    folds = protocol_folds(cfg, records)
+    for name, train, test, val in folds:
+        check_speaker_independence(records, name, train + (val or []), test)
+    return folds
+
+
+def protocol_folds(cfg: TrainConfig, records):
     protocol = cfg.protocol
     if protocol == "auto":
         protocol = "split" if all(r.split for r in records) else "folds"
     if protocol == "folds":
         return [(name, train, test, None) for name, train, test in leave_one_group_out(records)]
+    if protocol == "corpora":
+        return [(name, train, test, val) for name, rest, test in leave_one_corpus_out(records)
+                for train, val in [train_and_validation(records, rest, cfg)]]
     if protocol != "split":
-        raise TrainingError(f"--protocol must be auto, folds or split; got {cfg.protocol!r}")
+        raise TrainingError(f"--protocol must be auto, folds, split or corpora; got {cfg.protocol!r}")
     if not all(r.split for r in records):
         raise TrainingError("--protocol split needs a split (train/validation/test) on every manifest row")
     rows = {k: [i for i, r in enumerate(records) if r.split == k] for k in ("train", "validation", "test")}
-    # corpora with no validation rows give whole speakers of their training side
-    with_val = {records[i].corpus for i in rows["validation"]}
-    rest = [i for i in rows["train"] if records[i].corpus not in with_val]
-    train, val = validation_split(records, rest, cfg.val_fraction, cfg.seed)
-    train += [i for i in rows["train"] if records[i].corpus in with_val]
-    return [("split", sorted(train), rows["test"], sorted(val + rows["validation"]))]
+    train, val = train_and_validation(records, rows["train"] + rows["validation"], cfg)
+    return [("split", train, rows["test"], val)]
+
+
+def train_and_validation(records, indices, cfg: TrainConfig) -> tuple[list[int], list[int]]:
+    """A corpus with validation rows keeps them for selection; each other corpus gives whole
+    speakers of its training side, drawn within the corpus so that every corpus is selected on."""
+    train, val = [], []
+    for corpus in sorted({records[i].corpus for i in indices}):
+        rows = [i for i in indices if records[i].corpus == corpus]
+        given = [i for i in rows if records[i].split == "validation"]
+        if given:
+            train += [i for i in rows if records[i].split != "validation"]
+            val += given
+        else:
+            t, v = validation_split(records, rows, cfg.val_fraction, cfg.seed)
+            train, val = train + t, val + v
+    return sorted(train), sorted(val)
 
 
 def model_config(cfg: TrainConfig, labels):
@@ -401,7 +425,7 @@ class TqdmHandler(logging.Handler):
 
 
 # -------------------------------------------------------------------------------------- CLI
-CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=list(PRESETS), protocol=["auto", "folds", "split"],
+CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=list(PRESETS), protocol=["auto", "folds", "split", "corpora"],
                dist_positives=["", *POSITIVES], inst_positives=["", *POSITIVES],
                modality=["both", "speech", "text"], mixed_precision=["auto", "no", "bf16", "fp16"])
 

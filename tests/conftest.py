@@ -10,6 +10,8 @@ import torch
 from mgcma.checkpoint import load_tokenizer
 from mgcma.config import preset
 
+pytest_plugins = ["tests.skipped_browser"]
+
 
 @pytest.fixture(scope="session")
 def tokenizer():

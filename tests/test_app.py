@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from app.ui import examples
+from app.ui import App, answers_markdown, examples
 from mgcma.asr import word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT
 
@@ -47,6 +47,38 @@ def test_the_ui_endpoint_returns_label_and_three_figures(client):
         handle_file(str(HAPPY)), "I just got the job", api_name="/analyse")
     assert label["label"] in LABELS and transcript == "I just got the job"
     assert heatmap and gaussians and umap and "W2" in summary and "model" in summary
+
+
+def top(probabilities: dict) -> str:
+    return max(probabilities, key=probabilities.get)
+
+
+@pytest.mark.parametrize("clip, text", [(HAPPY, "I just got the job, this is wonderful news."),
+                                        (HAPPY, "Everything is ruined and I hate all of you."),
+                                        (SAD, "They cancelled everything without telling anyone.")])
+def test_the_summary_shows_the_three_answers_and_calls_out_a_disagreement(client, clip, text):
+    answers = client.predict(handle_file(str(clip)), text, api_name="/predict")["answers"]
+    *_, summary = client.predict(handle_file(str(clip)), text, api_name="/analyse")
+    for name, modality in (("voice only", "speech"), ("words only", "text"), ("voice and words", "both")):
+        shown = re.search(rf"\*\*{name}\*\*: (\w+) \((\d+) %\)", summary)
+        assert shown, summary
+        assert shown.group(1) == top(answers[modality])
+        assert int(shown.group(2)) == round(100 * answers[modality][top(answers[modality])])
+    disagree = top(answers["speech"]) != top(answers["text"])
+    assert ("voice and the words disagree" in summary) == disagree, summary
+    if disagree:
+        assert f"the words say *{top(answers['text'])}*, the voice says *{top(answers['speech'])}*" in summary
+
+
+def test_answers_markdown_names_each_answer_and_only_a_real_disagreement():
+    voice = {"neutral": 0.1, "happy": 0.1, "angry": 0.7, "sad": 0.1}
+    words = {"neutral": 0.1, "happy": 0.8, "angry": 0.05, "sad": 0.05}
+    text = answers_markdown({"speech": voice, "text": words, "both": voice})
+    assert "**voice only**: angry (70 %)" in text and "**words only**: happy (80 %)" in text
+    assert "the words say *happy*, the voice says *angry*" in text
+    agree = answers_markdown({"speech": voice, "text": voice, "both": voice})
+    assert "disagree" not in agree and agree.count("angry (70 %)") == 3
+    assert answers_markdown({}) == ""
 
 
 def test_bad_input_gets_a_message_and_the_server_lives_on(client, tmp_path):
@@ -168,3 +200,14 @@ def test_browser_live_microphone_gives_a_label_then_the_full_analysis(running_ap
         page.wait_for_function("document.querySelector('#summary').textContent.includes('W2')", timeout=120_000)
         assert page.locator("#text textarea, textarea").first.input_value().strip()   # the take was transcribed
         page.locator("#heatmap .js-plotly-plot").first.wait_for(timeout=60_000)
+
+
+def test_skipped_browser_tests_are_named_loudly_at_the_end(tmp_path):
+    (tmp_path / "test_fake_browser.py").write_text(
+        "import pytest\n\ndef test_in_the_browser():\n    pytest.skip(\"Debian's chromium is not installed\")\n\n"
+        "def test_plain():\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.skipped_browser", "-q", "-p", "no:cacheprovider",
+                           str(tmp_path / "test_fake_browser.py")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "1 BROWSER TEST(S) DID NOT RUN" in done.stdout, done.stdout
+    assert "not run: " in done.stdout and "test_fake_browser.py::test_in_the_browser" in done.stdout

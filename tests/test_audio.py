@@ -1,4 +1,5 @@
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,30 @@ def test_nan_inside_a_float_wav_file(tmp_path):
     sf.write(tmp_path / "n.wav", wave, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN or infinite"):
         load_audio(tmp_path / "n.wav")
+
+
+def test_clean_speech_trims_the_silence_around_speech_and_reaches_the_level():
+    from mgcma.audio import Hygiene, clean_speech
+    speech, sr = sf.read(Path(__file__).resolve().parents[1] / "app" / "examples" / "neutral-neutral-spk00.wav",
+                         dtype="float32")
+    speech = 0.05 * speech / np.abs(speech).max()
+    rng = np.random.default_rng(0)
+    hush = lambda seconds: (1e-4 * rng.standard_normal(int(seconds * sr))).astype(np.float32)   # a quiet room
+    padded = np.concatenate([hush(1.5), speech, hush(2.0)])
+    cleaned = clean_speech(padded, Hygiene(trim=True, trim_pad_seconds=0.15, loudness_dbfs=-23.0))
+    # the 3.5 s of room tone are gone, up to the VAD's padding of 0.15 s on each side
+    assert len(speech) - 0.1 * sr <= len(cleaned) <= len(speech) + 0.5 * sr
+    rms_dbfs = 20 * np.log10(np.sqrt(np.mean(cleaned.astype(np.float64) ** 2)))
+    assert rms_dbfs == pytest.approx(-23.0, abs=0.1) and np.abs(cleaned).max() <= 0.99
+    untouched = clean_speech(padded, Hygiene(trim=False, loudness_dbfs=None))
+    np.testing.assert_array_equal(untouched, padded)
+    loud_only = clean_speech(padded, Hygiene(trim=False, loudness_dbfs=-30.0))
+    assert len(loud_only) == len(padded)
+
+
+def test_loudness_never_pushes_a_peaky_clip_past_full_scale():
+    from mgcma.audio import normalise_loudness
+    click = np.zeros(16000, np.float32)
+    click[100] = 0.5                       # its RMS is tiny: -23 dBFS would need a gain of hundreds
+    out = normalise_loudness(click, -23.0)
+    assert np.abs(out).max() == pytest.approx(0.99, abs=1e-6)

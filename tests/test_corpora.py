@@ -60,3 +60,80 @@ def test_text_only_manifest_round_trip(tmp_path):
     records = read_manifest(write_manifest(read_goemotions(tmp_path / "g"), tmp_path / "m.csv"))
     assert [(r.path, r.text, r.split) for r in records] == [(None, "so happy today", "train"), (None, "ugh", "validation"),
                                                            (None, "fine", "test")]
+
+
+def write_clip(path: Path, seconds: float = 0.3, rate: int = 16000):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, 0.1 * np.sin(np.arange(int(seconds * rate)) / 7.0), rate, format="FLAC" if path.suffix == ".flac" else None)
+
+
+def acted_fixture(root: Path, rows):
+    """A corpus laid out as the shared EmoDB / EMOVO folders: manifest.csv + audio/."""
+    lines = ["path,speaker,sex,emotion,sentence,text,language,duration_s,source_rate"]
+    for name, speaker, emotion in rows:
+        write_clip(root / "audio" / name)
+        lines.append(f"audio/{name},{speaker},female,{emotion},a01,,de,0.3,16000")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("corpus", ["emodb", "emovo"])
+def test_acted_corpora_give_speech_only_rows_folded_by_speaker(tmp_path, corpus):
+    acted_fixture(tmp_path / corpus, [("a.flac", "s1", "angry"), ("b.flac", "s1", "fearful"),
+                                      ("c.flac", "s2", "sad"), ("d.flac", "s3", "neutral")])
+    out = tmp_path / f"{corpus}.csv"
+    assert prepare([corpus, str(tmp_path / corpus), "--out", str(out)]) == 0
+    records = read_manifest(out)
+    assert [(r.label, r.speaker, r.group, r.split, r.text) for r in records] == [
+        ("angry", "s1", "s1", "", ""), ("sad", "s2", "s2", "", ""), ("neutral", "s3", "s3", "", "")]   # fearful: not of the 4
+    assert all(Path(r.path).is_file() and r.corpus == corpus for r in records)
+    assert prepare([corpus, str(tmp_path / corpus), "--out", str(out), "--classes", "all", "--test-speakers", "s2"]) == 0
+    records = read_manifest(out)
+    assert [(r.label, r.split) for r in records] == [("angry", "train"), ("fearful", "train"), ("sad", "test"),
+                                                      ("neutral", "train")]
+
+
+def test_acted_corpus_errors_are_explained(tmp_path, capsys):
+    assert prepare(["emodb", str(tmp_path), "--out", str(tmp_path / "m.csv")]) == 1
+    assert "manifest.csv is missing" in capsys.readouterr().err
+    acted_fixture(tmp_path / "emodb", [("a.flac", "s1", "angry")])
+    assert prepare(["emodb", str(tmp_path / "emodb"), "--out", str(tmp_path / "m.csv"), "--test-speakers", "zz"]) == 1
+    assert "zz are not speakers of emodb" in capsys.readouterr().err
+
+
+def test_a_folder_of_clips_becomes_a_manifest(tmp_path, capsys):
+    root = tmp_path / "mycorpus"
+    for rel in ["angry/spk1/x.wav", "angry/spk2/y.flac", "W/spk1/z.wav", "L/spk2/w.wav", "notes.txt"]:
+        write_clip(root / rel) if not rel.endswith(".txt") else (root / rel).write_text("not audio")
+    write_clip(root / "loose.wav")    # no folders above it: neither label nor speaker
+    out = tmp_path / "mine.csv"
+    assert prepare(["folder", str(root), "--out", str(out), "--label-from", "grandparent", "--speaker-from", "parent",
+                    "--label-map", "W=angry,L="]) == 0
+    records = read_manifest(out)
+    assert sorted((r.label, r.speaker, r.group) for r in records) == [
+        ("angry", "spk1", "spk1"), ("angry", "spk1", "spk1"), ("angry", "spk2", "spk2")]   # L= drops, loose.wav unread
+    assert {r.corpus for r in records} == {"mine"} and "1 clip(s) skipped" in capsys.readouterr().err
+
+
+def test_folder_labels_and_speakers_from_a_pattern(tmp_path, capsys):
+    root = tmp_path / "c"
+    for name in ["03a01Wa.wav", "11b02Fc.wav", "readme.wav"]:
+        write_clip(root / name)
+    assert prepare(["folder", str(root), "--out", str(tmp_path / "m.csv"), "--label-from", r"regex:^\d\d\w\d\d(\w)",
+                    "--speaker-from", r"regex:^(\d\d)", "--label-map", "W=angry,F=happy"]) == 0
+    records = read_manifest(tmp_path / "m.csv")
+    assert sorted((r.label, r.speaker) for r in records) == [("angry", "03"), ("happy", "11")]
+    assert prepare(["folder", str(root), "--out", str(tmp_path / "n.csv"), "--label-from", "stem"]) == 0
+    assert "cannot be speaker-independent" in capsys.readouterr().err
+    assert prepare(["folder", str(root), "--out", str(tmp_path / "o.csv"), "--label-from", "regex:(["]) == 1
+    assert "not a regular expression" in capsys.readouterr().err
+
+
+@needs_shared
+@pytest.mark.parametrize("corpus, n, speakers, sad", [("emodb", 278, 10, 22), ("emovo", 336, 6, 84)])
+def test_shared_acted_corpora_counts(tmp_path, corpus, n, speakers, sad):
+    out = tmp_path / f"{corpus}.csv"
+    assert prepare([corpus, str(SHARED / corpus), "--out", str(out)]) == 0
+    records = read_manifest(out)
+    assert len(records) == n and len({r.speaker for r in records}) == speakers
+    assert sum(r.label == "sad" for r in records) == sad and not any(r.text for r in records)
+    assert all(Path(r.path).is_file() for r in records[:5])

@@ -3,9 +3,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from mgcma.data import (BucketSampler, Collator, ManifestError, Utterance, UtteranceDataset,
-                        leave_one_group_out, padding_fraction, read_iemocap, read_manifest,
-                        training_share, validation_split, write_manifest)
+from mgcma.data import (BucketSampler, Collator, CorpusMixture, ManifestError, Utterance, UtteranceDataset,
+                        check_speaker_independence, leave_one_corpus_out, leave_one_group_out, padding_fraction,
+                        read_iemocap, read_manifest, training_share, validation_split, write_manifest)
 
 
 def tone(seconds=0.5, sr=16000, freq=220.0):
@@ -124,6 +124,80 @@ def test_training_share_keeps_every_class_alike_and_is_seeded():
     assert training_share(records, train, 0.25, seed=3) == kept
     assert training_share(records, train, 0.25, seed=4) != kept
     assert training_share(records, train, 1.0) == train
+
+
+def test_leave_one_corpus_out_tests_each_speech_corpus_whole_and_never_trains_a_test_split():
+    records = records_for(["a1", "a2"]) + records_for(["b1"]) + [
+        Utterance("t", None, "so sad", "sad", "reddit", split="test"), Utterance("u", None, "yay", "happy", "reddit", split="train")]
+    for r in records[:8]:
+        r.corpus = "a"
+    records[0].split = "test"                  # a's own test split: tested when a is held out, never trained on
+    for r in records[8:12]:
+        r.corpus = "b"
+    records[12].corpus = records[13].corpus = "text"
+    folds = {name: (train, test) for name, train, test in leave_one_corpus_out(records)}
+    assert sorted(folds) == ["a", "b"]         # a text-only corpus has no voice to hold out
+    assert folds["a"][1] == list(range(8)) and folds["a"][0] == [8, 9, 10, 11, 13]
+    assert folds["b"][1] == [8, 9, 10, 11] and folds["b"][0] == [1, 2, 3, 4, 5, 6, 7, 13]
+    with pytest.raises(ValueError, match="at least 2 corpora with audio"):
+        leave_one_corpus_out(records[:8])
+
+
+def test_a_speaker_on_both_sides_of_a_fold_is_refused_with_the_line():
+    records = records_for(["a", "b", "c"])
+    for k, r in enumerate(records):
+        r.corpus, r.line = "m", k + 2
+    check_speaker_independence(records, "0", list(range(4, 12)), list(range(4)))
+    with pytest.raises(ManifestError, match=r"fold '0' is not speaker-independent: speaker\(s\) a .*m:2"):
+        check_speaker_independence(records, "0", list(range(1, 12)), [0])
+    text_only = Utterance("t", None, "words", "sad", "a")     # a text row of the same "speaker" carries no voice
+    check_speaker_independence(records + [text_only], "0", list(range(4, 12)) + [12], list(range(4)))
+
+
+def test_validation_with_too_few_speakers_says_it_cannot_be_speaker_independent():
+    records = records_for(["a", "b"])
+    with pytest.warns(UserWarning, match="cannot be speaker-independent"):
+        train, val = validation_split(records, list(range(8)))
+    assert val and set(train) | set(val) == set(range(8))
+
+
+def mixture_records():
+    """Corpus "big": 60 neutral, 20 happy, 10 angry, 10 sad. Corpus "small": 8 of each of the four."""
+    records = []
+    for corpus, counts in (("big", (60, 20, 10, 10)), ("small", (8, 8, 8, 8))):
+        for label, n in zip(["neutral", "happy", "angry", "sad"], counts):
+            records += [Utterance(f"{corpus}-{label}-{k}", None, "t", label, "s", corpus=corpus) for k in range(n)]
+    return records
+
+
+def drawn_counts(records, indices):
+    counts = {}
+    for i in indices:
+        key = (records[i].corpus, records[i].label)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_corpus_weights_draw_their_share_of_each_corpus_in_its_own_class_proportions():
+    records = mixture_records()
+    draw = CorpusMixture(records, {"big": 0.5, "small": 2.0}, balance_classes=False, seed=1)
+    counts = drawn_counts(records, draw(0))
+    assert counts == {("big", "neutral"): 30, ("big", "happy"): 10, ("big", "angry"): 5, ("big", "sad"): 5,
+                      **{("small", c): 16 for c in ("neutral", "happy", "angry", "sad")}}
+    first, second = draw(0), draw(1)
+    assert sorted(first) != sorted(second)                       # a fresh subset of "big" every epoch
+    small = [i for i in first if records[i].corpus == "small"]
+    assert len(set(small)) == 32                                # weight 2: every clip before any repeat
+
+
+def test_balanced_classes_draw_every_class_of_a_corpus_equally_often():
+    records = mixture_records()
+    draw = CorpusMixture(records, {"small": 0.5}, balance_classes=True, seed=0)
+    for epoch in range(3):
+        counts = drawn_counts(records, draw(epoch))
+        assert {counts[("big", c)] for c in ("neutral", "happy", "angry", "sad")} == {25}    # 100 rows, 4 classes
+        assert {counts[("small", c)] for c in ("neutral", "happy", "angry", "sad")} == {4}   # 16 rows
+    assert drawn_counts(records, draw(2)) == drawn_counts(records, CorpusMixture(records, {"small": 0.5}, True, 0)(2))
 
 
 def test_folds_fall_back_to_speakers_without_groups():

@@ -49,3 +49,29 @@ def test_nothing_scorable_exits_non_zero(tmp_path, test_checkpoint, capsys):
     path.write_text("path,text,label,speaker\nmissing.wav,hi,happy,a\n")
     assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(path), "--asr", "none"]) == 1
     assert "no row could be scored" in capsys.readouterr().err
+
+
+def test_speech_condition_hides_the_text_and_scores_the_noise_it_names(scored_manifest, test_checkpoint, monkeypatch):
+    """What reaches the recogniser: no words, and each clip at 10 dB SNR under white noise."""
+    import numpy as np
+    from mgcma.predict import EmotionRecognizer
+    heard = []
+    original = EmotionRecognizer.predict
+    def spy(self, audio, text=None, use_asr=True):
+        heard.append((audio, text, use_asr))
+        return original(self, audio, text, use_asr)
+    monkeypatch.setattr(EmotionRecognizer, "predict", spy)
+    assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none",
+                 "--modality", "speech", "--condition", "white-10"]) == 0
+    clean = [r.path for r in read_manifest(scored_manifest)[:4]]
+    assert len(heard) == 4 and all(not text and not use_asr for _, text, use_asr in heard)
+    recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+    for (audio, _, _), path in zip(heard, clean):
+        rate, noisy = audio
+        reference, _ = recognizer.load_raw(path)
+        assert rate == 16000 and noisy.shape == reference.shape
+        snr = 10 * np.log10(np.mean(reference.astype(np.float64) ** 2) / np.mean((noisy - reference).astype(np.float64) ** 2))
+        assert snr == pytest.approx(10.0, abs=1.0)
+    heard.clear()
+    assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none"]) == 0
+    assert [a for a, _, _ in heard[:4]] == clean and all(text for _, text, _ in heard)   # clean: the file itself, with its words

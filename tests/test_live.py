@@ -51,3 +51,17 @@ def test_live_label_from_the_voice_and_none_for_silence(test_checkpoint):
     quiet = LiveTake()
     quiet.add(16000, np.zeros(16000 * 3, np.int16))
     assert live_label(recognizer, quiet) is None
+
+
+def test_live_label_is_the_voice_only_answer_on_the_latest_window(test_checkpoint):
+    """Not the whole take, and not the words: the label equals the voice-only answer on the last 4 s."""
+    recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+    take = LiveTake(LiveConfig(window_seconds=4.0))
+    for chunk in microphone_chunks(7.0):
+        take.add(48000, chunk)
+    live = live_label(recognizer, take)
+    last = take.audio()[-4 * 16000:]
+    voice_only = recognizer.predict((16000, last), "these words must not matter at all").answers["speech"]
+    assert live == pytest.approx(voice_only, abs=1e-5)
+    whole = recognizer.predict((16000, take.audio()), None, use_asr=False).probabilities
+    assert whole != pytest.approx(live, abs=1e-5)      # the window, not the whole take, was heard

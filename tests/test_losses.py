@@ -70,3 +70,30 @@ def test_info_nce_label_positives_counts_same_class_pairs():
 def test_kl_is_zero_for_standard_normal():
     assert gaussian_kl_to_standard(torch.zeros(3, 5), torch.ones(3, 5)).item() == pytest.approx(0.0)
     assert gaussian_kl_to_standard(torch.ones(3, 5), torch.ones(3, 5)).item() == pytest.approx(2.5)
+
+
+def hand_info_nce(sim: np.ndarray, labels: list[int], one_target: bool) -> float:
+    """The definition written out with loops: per row (speech i) and per column (text j), the
+    log-softmax; label positives either averaged (many targets) or summed in probability (one)."""
+    def side(s):
+        total = 0.0
+        for i in range(len(s)):
+            log_p = s[i] - np.log(np.exp(s[i]).sum())
+            pos = [j for j in range(len(s)) if labels[j] == labels[i]]
+            total += -np.log(np.exp(log_p[pos]).sum()) if one_target else -np.mean(log_p[pos])
+        return total / len(s)
+    return 0.5 * (side(sim) + side(sim.T))
+
+
+@pytest.mark.parametrize("one_target", [False, True])
+def test_label_positives_give_the_loss_as_defined_on_a_hand_built_batch(one_target):
+    sim = np.array([[2.0, 1.5, -1.0, 0.0], [0.5, 3.0, 0.0, -2.0], [-1.0, 0.2, 1.0, 0.8], [0.0, -0.5, 2.5, 0.3]])
+    labels = [1, 1, 2, 2]              # rows 0-1 and 2-3 share an emotion: each pair is positive both ways
+    got = info_nce(torch.tensor(sim), torch.tensor(labels), one_target=one_target).item()
+    assert got == pytest.approx(hand_info_nce(sim, labels, one_target), rel=1e-6)
+    # with every label distinct the positives are the diagonal alone: the plain pair loss
+    assert info_nce(torch.tensor(sim), torch.tensor([0, 1, 2, 3]), one_target=one_target).item() == pytest.approx(
+        info_nce(torch.tensor(sim)).item(), rel=1e-6)
+    # the shared labels change the loss; as one target, same-label texts only add probability
+    pair = info_nce(torch.tensor(sim)).item()
+    assert got != pytest.approx(pair) and (got < pair if one_target else True)

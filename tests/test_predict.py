@@ -46,9 +46,18 @@ def test_missing_text_without_asr_answers_from_the_voice_and_says_so(recognizer)
     assert pred.probabilities == pytest.approx(with_words.answers["speech"], abs=1e-5)
 
 
-def test_very_long_transcript_is_cut_with_a_note(recognizer):
-    pred = recognizer.predict(EXAMPLE, "word " * 2000)
-    assert any("characters" in w for w in pred.warnings)
+@pytest.mark.parametrize("words", [100, 2000])
+def test_a_transcript_past_the_token_limit_is_cut_with_a_note_saying_where(recognizer, words):
+    text = " ".join(f"w{i}" for i in range(words))
+    pred = recognizer.predict(EXAMPLE, text)
+    limit = recognizer.config.max_text_tokens
+    assert len(pred.words) == limit                                 # [CLS], the tokens read, [SEP]
+    read = max(end for _, end in pred.offsets)
+    assert 0 < read < len(text) and text[:read].split()[-1].startswith("w")
+    [note] = [w for w in pred.warnings if "longer than" in w]
+    assert f"{limit} tokens" in note and text[read - 10:read] in note and f"last {len(text) - read} characters" in note
+    short = recognizer.predict(EXAMPLE, "a short sentence")
+    assert not any("longer than" in w for w in short.warnings)
 
 
 def test_bundled_whisper_transcribes_a_synthetic_clip():

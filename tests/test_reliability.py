@@ -13,6 +13,8 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 
+from mgcma.asr import word_error_rate
+
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 SPEECH, SR = sf.read(GOOD, dtype="float32")
@@ -88,10 +90,46 @@ def test_unusual_but_valid_input_is_answered(client, tmp_path, name):
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     if note:
         assert any(note in w for w in result["warnings"]), result["warnings"]
-    if name == "empty-transcript":
-        assert result["transcript_source"] == "asr" and "job" in result["transcript"].lower()
+    if name == "empty-transcript":   # quantised decoding varies between machines: bound the error, not the words
+        assert result["transcript_source"] == "asr"
+        assert word_error_rate("I just got the job, this is wonderful news.", result["transcript"]) <= 0.3
     if name == "mp3" or name == "48kHz":
         assert cli(path, text).returncode == 0
+
+
+COPIES = {  # name -> (make the copy, how far its probabilities may move: lossless 1e-3, resampled or lossy more)
+    "48kHz": (lambda p, w: write(p, soxr_resample(w, 48000), 48000), 0.05),
+    "22.05kHz": (lambda p, w: write(p, soxr_resample(w, 22050), 22050), 0.05),
+    "stereo": (lambda p, w: write(p, np.stack([w, w], 1), SR), 1e-3),
+    "24-bit": (lambda p, w: write(p, w, SR, subtype="PCM_24"), 1e-3),
+    "flac": (lambda p, w: write(p, w, SR, format="FLAC"), 1e-3),
+    "ogg": (lambda p, w: write(p, w, SR, format="OGG"), 0.2),   # Vorbis at its default quality: lossy
+}
+
+
+def soxr_resample(wave, rate):
+    import soxr
+    return soxr.resample(wave, SR, rate)
+
+
+@pytest.fixture(scope="module")
+def default_recognizer():
+    from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+    return EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
+
+
+@pytest.mark.parametrize("name", list(COPIES))
+def test_copies_of_a_clip_in_other_formats_get_the_same_answer(default_recognizer, tmp_path, name):
+    maker, tolerance = COPIES[name]
+    for clip in sorted((ROOT / "app" / "examples").glob("*.wav")):
+        wave, rate = sf.read(clip, dtype="float32")
+        assert rate == SR
+        copy = tmp_path / f"{clip.stem}{SUFFIX.get(name, '.wav')}"
+        maker(copy, wave)
+        original = default_recognizer.predict(clip, "a plain sentence")
+        other = default_recognizer.predict(copy, "a plain sentence")
+        assert other.label == original.label, (clip.name, original.probabilities, other.probabilities)
+        assert other.probabilities == pytest.approx(original.probabilities, abs=tolerance), clip.name
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +196,11 @@ def test_load_16_users_5_requests_each_with_bounded_memory(app_process):
     report = dict(requests=200, concurrent_users=16, p50_s=float(np.percentile(latencies[:80], 50)),
                   p95_s=float(np.percentile(latencies[:80], 95)), concurrent_wall_s=wall,
                   rss_after_10_mb=rss_10 / mb, rss_after_90_mb=rss_90 / mb, rss_after_200_mb=rss_200 / mb,
-                  first_burst_growth_mb=(rss_90 - rss_10) / mb, growth_after_first_burst_mb=(rss_200 - rss_90) / mb)
+                  first_burst_growth=rss_90 / rss_10, growth_after_first_burst=rss_200 / rss_90)
     print(json.dumps(report))
-    assert report["growth_after_first_burst_mb"] < 40, report   # 110 more requests: under 0.4 MB each
-    assert report["first_burst_growth_mb"] < 250, report
+    # ratios of the server's own size, not this machine's megabytes: it levels off after the first burst
+    assert report["growth_after_first_burst"] < 1.05, report   # 110 more requests: under 5 % more memory
+    assert report["first_burst_growth"] < 1.5, report
 
 
 def test_space_front_matter_matches_the_requirements():

@@ -70,6 +70,91 @@ def test_the_test_fold_never_influences_model_selection(corpus, tmp_path):
     assert ma["confusion_matrix"] != mb["confusion_matrix"]  # the test fold itself did change
 
 
+def split_into_corpora(corpus, folder: Path, scramble: str | None = None) -> str:
+    """The tiny corpus as three manifests (corpora) by speaker group; `scramble`: that corpus's labels all 'sad'."""
+    records = read_manifest(corpus)
+    paths = []
+    for name, groups in (("one", "0"), ("two", "1"), ("three", "23")):
+        mine = [r for r in records if r.group in groups]
+        for r in mine:
+            r.label = "sad" if name == scramble else r.label
+        paths.append(str(write_manifest(mine, folder / f"{name}.csv")))
+    return ",".join(paths)
+
+
+def test_leave_one_corpus_out_never_trains_or_selects_on_the_held_out_corpus(corpus, tmp_path):
+    """Fold 0 holds out corpus "one" (sorted: one, three, two): scrambling its labels changes its test score only."""
+    runs = {}
+    for name, scramble in (("plain", None), ("scrambled", "one")):
+        paths = split_into_corpora(corpus, tmp_path / name, scramble)
+        summary = train(quick(paths, tmp_path / f"run-{name}", protocol="corpora", folds="0", epochs=2))
+        assert [f["test_group"] for f in summary["folds"]] == ["one"]
+        runs[name] = json.loads((tmp_path / f"run-{name}" / "fold-0" / "metrics.json").read_text())
+    def without_time(history):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    assert without_time(runs["plain"]["history"]) == without_time(runs["scrambled"]["history"])
+    wa, wb = (load_file(tmp_path / f"run-{x}" / "fold-0" / "best" / "model.safetensors") for x in ("plain", "scrambled"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert runs["plain"]["n_test"] == 16 and runs["plain"]["confusion_matrix"] != runs["scrambled"]["confusion_matrix"]
+    assert "recall %" in (tmp_path / "run-plain" / "results.md").read_text()
+
+
+def test_a_manifest_with_one_speaker_in_two_folds_is_refused(corpus, tmp_path):
+    records = read_manifest(corpus)
+    leaked = next(r for r in records if r.group == "1")
+    leaked.speaker = next(r.speaker for r in records if r.group == "0")
+    bad = write_manifest(records, tmp_path / "leak.csv")
+    with pytest.raises(ValueError, match=f"not speaker-independent: speaker\\(s\\) {leaked.speaker}"):
+        train(quick(bad, tmp_path / "run"))
+
+
+def test_split_protocol_trains_once_on_the_manifests_splits(corpus, tmp_path):
+    """Corpus "a" brings its own validation rows; corpus "b" has none and gives whole training speakers."""
+    from mgcma.train import load_records, make_folds
+    records = read_manifest(corpus)
+    for r in records:
+        r.split = {"0": "test", "1": "validation"}.get(r.group, "train")
+    a = write_manifest([r for r in records if r.group in "01"], tmp_path / "a.csv")
+    b = write_manifest([all_train(r) for r in records if r.group in "23"], tmp_path / "b.csv")
+    cfg = quick(f"{a},{b}", tmp_path / "run", protocol="split", epochs=1)
+    rows, _ = load_records(cfg)
+    [(name, train_idx, test_idx, val_idx)] = make_folds(cfg, rows)
+    assert name == "split" and {rows[i].split for i in test_idx} == {"test"} and len(test_idx) == 16
+    assert {rows[i].split for i in val_idx if rows[i].corpus == "a"} == {"validation"}
+    b_val = {rows[i].speaker for i in val_idx if rows[i].corpus == "b"}
+    assert b_val and not b_val & {rows[i].speaker for i in train_idx}
+    assert not {rows[i].split for i in train_idx} - {"train"}
+    summary = train(cfg)
+    assert [f["test_group"] for f in summary["folds"]] == ["split"] and summary["folds"][0]["n_test"] == 16
+
+
+def all_train(r):
+    r.split = "train"
+    return r
+
+
+WORDS = {"neutral": "table window paper street", "happy": "delight wonderful joy laugh",
+         "angry": "furious rage hate shout", "sad": "grief tears lonely loss"}
+
+
+def test_training_learns_a_learnable_toy_set_well_above_chance(tmp_path):
+    """Each class has its own words: a model that learns at all must beat chance (25 %) by far."""
+    import csv
+    rng = random.Random(0)
+    fillers = "the a and then so it was we they".split()
+    with open(tmp_path / "toy.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "text", "label", "speaker", "fold"])
+        for k in range(96):
+            label = list(WORDS)[k % 4]
+            words = rng.sample(WORDS[label].split(), 2) + rng.sample(fillers, 3)
+            rng.shuffle(words)
+            w.writerow(["", " ".join(words), label, f"spk{k % 8}", str(k % 8 // 2)])
+    summary = train(quick(tmp_path / "toy.csv", tmp_path / "run", modality="text", use_dist=False, use_token=False,
+                          use_inst=False, folds="0", epochs=8, lr_heads=3e-3))
+    assert summary["UA_mean"] >= 0.75, summary["folds"]
+
+
 def test_existing_run_is_not_overwritten_without_resume(corpus, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "precious.txt").write_text("x")
@@ -97,23 +182,46 @@ def run_cli(args, env_extra=None):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+PAUSING_TRAINER = """
+import runpy, sys, time
+from pathlib import Path
+import mgcma.run_files as files
+marker, pause_after = Path(sys.argv[1]), int(sys.argv[2])
+save = files.save_state
+def save_then_pause(path, *args):
+    save(path, *args)
+    marker.write_text(str(int(marker.read_text() or 0) + 1) if marker.exists() else "1")
+    if int(marker.read_text()) == pause_after:
+        time.sleep(600)        # killed here: right after that epoch's state was written
+files.save_state = save_then_pause
+sys.argv = ["mgcma.train", *sys.argv[3:]]
+runpy.run_module("mgcma.train", run_name="__main__", alter_sys=True)
+"""
+
+
 def test_kill_and_resume_gives_the_same_final_weights(corpus, tmp_path):
+    """The trainer is killed after its second epoch's state is saved, whatever the machine's speed:
+    a launcher marks each save and holds the process there (no timing window)."""
     args = ["--data", "manifest", "--data-path", str(corpus), "--preset", "test", "--folds", "0",
             "--epochs", "4", "--batch-size", "8", "--num-workers", "0"]
     assert run_cli(args + ["--out", str(tmp_path / "straight")]).wait(timeout=300) == 0
-    proc = run_cli(args + ["--out", str(tmp_path / "killed")])
-    state = tmp_path / "killed" / "fold-0" / "state.pt"
+    (tmp_path / "pausing.py").write_text(PAUSING_TRAINER)
+    marker = tmp_path / "saves"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "pausing.py"), str(marker), "2", *args,
+                             "--out", str(tmp_path / "killed")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not state.exists() and time.time() < deadline:
+    while not (marker.exists() and marker.read_text() == "2") and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert state.exists(), proc.communicate()[0]
-    time.sleep(random.Random(1).uniform(0, 1.5))  # somewhere inside a later epoch, or while it writes
+    assert marker.read_text() == "2", proc.communicate()[0]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "fold-0" / "metrics.json").exists()
+    assert torch.load(tmp_path / "killed" / "fold-0" / "state.pt", weights_only=True)["progress"]["epoch"] == 2
     resumed = run_cli(args + ["--out", str(tmp_path / "killed"), "--resume"])
     output = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0, output
+    assert resumed.returncode == 0 and "resuming after epoch 2" in output, output
     a, b = (torch.load(tmp_path / x / "fold-0" / "state.pt", weights_only=True) for x in ("straight", "killed"))
     assert a["progress"]["epoch"] == b["progress"]["epoch"] == 4
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -1,0 +1,86 @@
+"""Each degradation changes the signal as its name says, measured back from the output."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mgcma.augment import AugmentConfig, Augmenter, degrade, telephone
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
+SR = 16000
+
+
+def clip(name="neutral-neutral-spk00.wav", level=0.1):
+    wave, sr = sf.read(EXAMPLES / name, dtype="float32")
+    assert sr == SR
+    return (level * wave / np.abs(wave).max()).astype(np.float32)   # well below full scale: no peak rescaling
+
+
+def snr_db(clean, noisy):
+    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((noisy - clean).astype(np.float64) ** 2))
+
+
+@pytest.mark.parametrize("snr", [5, 10, 20])
+def test_white_noise_is_added_at_the_named_snr(snr):
+    wave = clip()
+    out = degrade(wave, f"white-{snr}", seed=1)
+    assert out.shape == wave.shape and snr_db(wave, out) == pytest.approx(snr, abs=1.0)
+    noise = out - wave
+    assert abs(np.corrcoef(noise[:-1], noise[1:])[0, 1]) < 0.05    # white: no correlation between neighbours
+
+
+@pytest.mark.parametrize("snr", [5, 10])
+def test_babble_is_another_speaker_at_the_named_snr(snr, tmp_path):
+    other = tmp_path / "other.wav"
+    sf.write(other, clip("sad-negative-spk12.wav", 0.5), SR)
+    wave = clip()
+    out = degrade(wave, f"babble-{snr}", seed=2, babble_paths=[str(other)])
+    assert snr_db(wave, out) == pytest.approx(snr, abs=1.0)
+    with pytest.raises(ValueError, match="babble needs"):
+        degrade(wave, "babble-10")
+
+
+def band_energy(wave, lo, hi):
+    spectrum = np.abs(np.fft.rfft(wave)) ** 2
+    freqs = np.fft.rfftfreq(len(wave), 1 / SR)
+    return spectrum[(freqs >= lo) & (freqs < hi)].sum()
+
+
+def test_telephone_keeps_300_to_3400_hz_and_removes_the_rest():
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(SR * 2)).astype(np.float32)    # flat spectrum: every band has energy
+    out = telephone(noise)
+    assert len(out) == len(noise)
+    kept = band_energy(out, 500, 3000) / band_energy(noise, 500, 3000)
+    above = band_energy(out, 4200, 8000) / band_energy(noise, 4200, 8000)
+    below = band_energy(out, 0, 100) / band_energy(noise, 0, 100)
+    assert kept > 0.5 and above < 0.001 and below < 0.05
+    np.testing.assert_array_equal(degrade(noise, "telephone", seed=4), degrade(noise, "telephone", seed=4))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_reverberation_spreads_the_energy_in_time(seed):
+    impulse = np.zeros(SR, np.float32)
+    impulse[1000] = 0.5
+    out = degrade(impulse, "reverb", seed=seed)
+    assert len(out) == len(impulse)
+    direct = int(np.argmax(np.abs(out)))
+    tail = np.sum(out[direct + SR // 100:] ** 2) / np.sum(out ** 2)   # energy later than 10 ms after the direct sound
+    assert tail > 0.001
+
+
+def test_clean_is_untouched_and_unknown_conditions_are_refused():
+    wave = clip()
+    assert degrade(wave, "clean") is wave
+    with pytest.raises(ValueError, match="unknown condition"):
+        degrade(wave, "underwater-3")
+
+
+def test_training_views_are_seeded_changed_and_never_clip():
+    wave = clip(level=0.9)
+    augment = Augmenter(AugmentConfig(p_noise=1.0, p_gain=1.0))
+    a, b, c = augment(wave, seed=5), augment(wave, seed=5), augment(wave, seed=6)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.allclose(a[:len(wave)], wave[:len(a)])
+    assert np.abs(a).max() <= 1.0 and np.abs(c).max() <= 1.0
