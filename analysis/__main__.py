@@ -1,4 +1,4 @@
-"""python -m analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | reference  (--help on each)
+"""python -m analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | calibration | reference  (--help on each)
 
 Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
 """
@@ -25,6 +25,7 @@ from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402
 from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure  # noqa: E402
+from .calibration import calibration_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
 
@@ -170,6 +171,17 @@ def cmd_ablation(args):
         save(args.out, f"confusion-{setting}", confusion_figure(first))
 
 
+def cmd_calibration(args):
+    reports = {}
+    for spec in args.metrics:
+        name, _, path = spec.rpartition("=")
+        metrics = json.loads(Path(path).read_text())
+        if "calibration" not in metrics:
+            raise ValueError(f"{path} has no calibration: write it with python -m mgcma.evaluate --out")
+        reports[name or Path(path).stem] = metrics["calibration"]
+    save(args.out, args.name, calibration_figure(reports))
+
+
 def cmd_reference(args):
     model = load_model(args.checkpoint)
     emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max, split=args.split))
@@ -216,6 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-confusion", action="store_true", help="leave out the confusion matrices")
     p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
                    help="score the models' answer from both modalities, or from one with the other hidden")
+    p = add("calibration", "reliability diagrams (before/after the temperature) and accuracy-coverage curves")
+    p.add_argument("--metrics", nargs="+", required=True, help="[NAME=]FILE.json written by python -m mgcma.evaluate --out")
+    p.add_argument("--name", default="calibration", help="file name of the figure")
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.set_defaults(out=None)
@@ -223,7 +238,7 @@ def main(argv=None) -> int:
     try:
         {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
          "word-attention": cmd_word_attention,
-         "ablation": cmd_ablation, "reference": cmd_reference}[args.command](args)
+         "ablation": cmd_ablation, "calibration": cmd_calibration, "reference": cmd_reference}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -55,6 +55,10 @@ class ModelConfig:
     tau_inst_init: float = 0.07
     logvar_min: float = -8.0
     logvar_max: float = 4.0
+    # Confidence, fitted on validation after training (mgcma/calibration.py): probabilities are
+    # softmax(logits / temperature); an answer whose top probability is below not_sure_below says "not sure".
+    temperature: float = 1.0
+    not_sure_below: float = 0.0
 
     def __post_init__(self):
         if self.modality not in ("both", "speech", "text"):
@@ -71,6 +75,8 @@ class ModelConfig:
             raise ValueError("finetune_top_layers needs a trainable speech encoder (freeze_speech_encoder=False) and k >= 0")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be at least 2 distinct names, got {self.labels}")
+        if not self.temperature > 0 or not 0 <= self.not_sure_below < 1:
+            raise ValueError(f"temperature must be > 0 and not_sure_below in [0, 1); got {self.temperature}, {self.not_sure_below}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

@@ -90,10 +90,11 @@ def read_goemotions(root: str | Path) -> list[Utterance]:
 ACTED_CORPORA = ("emodb", "emovo")   # the shared folders' layout: manifest.csv with path, speaker, sex, emotion
 
 
-def read_acted(root: str | Path, corpus: str, classes: str = "4", test_speakers: set[str] = frozenset()) -> list[Utterance]:
+def read_acted(root: str | Path, corpus: str, classes: str = "4", test_speakers: set[str] = frozenset(),
+               split: str = "") -> list[Utterance]:
     """EmoDB or EMOVO as laid out in the shared folder: speech-only rows, 4 classes (neutral,
     happy, angry, sad) or "all" of the corpus's emotions. Rows of `test_speakers` get split=test,
-    the others split=train where test speakers are given (else no split: folds by speaker)."""
+    the others `split` ("train" where test speakers are given; "": no split, folds by speaker)."""
     root = Path(root)
     if corpus not in ACTED_CORPORA:
         raise ValueError(f"unknown acted corpus {corpus!r}: {', '.join(ACTED_CORPORA)}")
@@ -111,9 +112,9 @@ def read_acted(root: str | Path, corpus: str, classes: str = "4", test_speakers:
     for row in rows:
         if classes == "4" and row["emotion"] not in FOUR_CLASSES:
             continue
-        split = ("test" if row["speaker"] in test_speakers else "train") if test_speakers else ""
         records.append(Utterance(id=f"{corpus}-{Path(row['path']).stem}", path=str(root / row["path"]), text="",
-                                 label=row["emotion"], speaker=row["speaker"], group=row["speaker"], split=split,
+                                 label=row["emotion"], speaker=row["speaker"], group=row["speaker"],
+                                 split="test" if row["speaker"] in test_speakers else split or ("train" if test_speakers else ""),
                                  corpus=corpus, meta={k: row[k] for k in ("sex", "language") if row.get(k)}))
     return records
 

@@ -24,17 +24,20 @@ from tqdm import tqdm
 from .asr import ASRError
 from .audio import AudioError
 from .augment import degrade
+from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
 from .data import ManifestError, read_manifest
 from .metrics import classification_metrics
 from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
+from .steps import confidence_scores
 
 
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
                   report=print, seed: int = 0) -> tuple[dict, list]:
-    """-> (metrics, [(record, predicted label)]) over the records that could be scored."""
+    """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
+    metrics carry the calibration of the answers (confidence_report)."""
     labels = recognizer.config.labels
-    answered, targets, preds = [], [], []
+    answered, targets, preds, logits = [], [], [], []
     for k, r in enumerate(tqdm(records, desc="scoring", unit="clip", file=sys.stderr)):
         where = f"line {r.line}" if r.line else r.id
         if r.label not in labels:
@@ -43,14 +46,27 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         try:
             audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
             text = "" if modality == "speech" else r.text
-            pred = predict_one(recognizer, audio, text, modality)
+            pred, logit = predict_one(recognizer, audio, text, modality)
         except (AudioError, InputError, ASRError, OSError) as e:
             report(f"{where}: {e}; skipped")
             continue
         targets.append(labels.index(r.label))
         preds.append(labels.index(pred))
+        logits.append(logit)
         answered.append((r, pred))
-    return classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels), answered
+    metrics = classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels)
+    if answered:
+        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config)
+    return metrics, answered
+
+
+def confidence_report(logits: np.ndarray, targets: np.ndarray, config) -> dict:
+    """ECE and the reliability bins before and after the model's temperature, the answers kept
+    above its "not sure" threshold, and the accuracy-coverage curve."""
+    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
+    return dict(confidence_scores(logits, targets, config), temperature=config.temperature,
+                not_sure_below=config.not_sure_below, reliability=reliability(probs, targets),
+                reliability_uncalibrated=reliability(raw, targets), accuracy_coverage=accuracy_coverage(probs, targets))
 
 
 def load_degraded(recognizer, record, records, condition: str, seed: int):
@@ -64,15 +80,17 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
     return (16000, degrade(wave, condition, seed, babble))
 
 
-def predict_one(recognizer, audio, text: str, modality: str) -> str:
-    """The label one modality (or both) gives; with modality "speech" the text is empty, so the
-    recogniser's main answer is already the voice's alone."""
+def predict_one(recognizer, audio, text: str, modality: str) -> tuple[str, np.ndarray]:
+    """(label, logits) of one modality's answer (or both); with modality "speech" the text is
+    empty, so the recogniser's main answer is already the voice's alone."""
     if modality == "text":
         if not text.strip():
             raise InputError("the row has no text")
         answers, _, _ = recognizer.forward(None, text)
-        return recognizer.config.labels[int(answers["both"].probs[0].argmax())]
-    return recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both").label
+        logits = answers["both"].logits[0].numpy()
+        return recognizer.config.labels[int(logits.argmax())], logits
+    pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both")
+    return pred.label, pred.output.logits[0].numpy()
 
 
 def grouped(answered, labels, column: str) -> dict:
@@ -126,6 +144,10 @@ def main(argv=None) -> int:
         print("error: no row could be scored", file=sys.stderr)
         return 1
     print_metrics(metrics, f"{args.manifest} ({args.modality}, {args.condition})")
+    c = metrics["calibration"]
+    print(f"calibration: ECE {100 * c['ECE_uncalibrated']:.1f} % before, {100 * c['ECE']:.1f} % with temperature "
+          f"{c['temperature']:.2f}; answered {100 * c['answered']:.0f} % (not sure below {c['not_sure_below']:.2f}), "
+          f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, checkpoint=args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))

@@ -216,9 +216,16 @@ class MGCMAOutput:
     text_mask: torch.Tensor | None = None      # (B, Tt) True = real token
     speech_present: torch.Tensor | None = None  # (B,) bool: the row has audio
     text_present: torch.Tensor | None = None    # (B,) bool: the row has text
+    temperature: float = 1.0                   # the model's calibration: probs = softmax(logits / T)
 
     @property
     def probs(self):
+        """Calibrated probabilities (B, C)."""
+        return (self.logits.float() / self.temperature).softmax(-1)
+
+    @property
+    def raw_probs(self):
+        """softmax(logits), before calibration."""
         return self.logits.float().softmax(-1)
 
 
@@ -358,7 +365,7 @@ class MGCMA(nn.Module):
         if losses:
             total = (losses["ce"] + c.lambda_dist * losses.get("dist", 0.0)
                      + c.lambda_inst * losses.get("inst", 0.0) + c.lambda_kl * losses.get("kl", 0.0))
-        return MGCMAOutput(logits=logits, loss=total, losses=losses, **out)
+        return MGCMAOutput(logits=logits, loss=total, losses=losses, temperature=c.temperature, **out)
 
     def fusion(self, out: dict) -> torch.Tensor:
         """concat(speech, text, mu_speech, mu_text) -> (B, fusion_dim); a missing modality's

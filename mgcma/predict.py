@@ -51,9 +51,15 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     answers: dict[str, dict[str, float]] = field(default_factory=dict)  # "speech" / "text" / "both" -> probabilities
     wave: np.ndarray | None = field(default=None, repr=False)   # the 16 kHz clip as the model heard it (trimmed)
+    not_sure: bool = False               # the top probability is below the model's threshold (chosen on validation)
+
+    @property
+    def top_two(self) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:2]
 
     def to_json(self) -> dict:
-        return dict(label=self.label, probabilities=self.probabilities, transcript=self.transcript,
+        return dict(label=self.label, probabilities=self.probabilities, not_sure=self.not_sure,
+                    top_two=[list(kv) for kv in self.top_two], transcript=self.transcript,
                     transcript_source=self.transcript_source, w2=self.w2, sim=self.sim,
                     audio_seconds=self.audio_seconds, answers=self.answers, timings_ms=self.timings_ms,
                     warnings=self.warnings)
@@ -165,7 +171,8 @@ class EmotionRecognizer:
             w2=None if out.w2 is None or not text else float(out.w2[0, 0]),
             sim=None if out.sim is None or not text else float(out.sim[0, 0]),
             audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings,
-            warnings=notes, answers=probabilities if len(answers) > 1 else {}, wave=wave)
+            warnings=notes, answers=probabilities if len(answers) > 1 else {}, wave=wave,
+            not_sure=max(probs.values()) < self.config.not_sure_below)
 
     def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None):
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
@@ -237,7 +244,9 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(f"{result.label}  ({', '.join(f'{k} {v:.2f}' for k, v in result.probabilities.items())})")
+        (first, p1), (second, p2) = result.top_two
+        verdict = f"not sure: {first} {p1:.2f} or {second} {p2:.2f}" if result.not_sure else result.label
+        print(f"{verdict}  ({', '.join(f'{k} {v:.2f}' for k, v in result.probabilities.items())})")
         print(f"transcript ({result.transcript_source}): {result.transcript}")
         if result.w2 is not None:
             print(f"W2(speech, text) = {result.w2:.3f}, Sim = {result.sim:.3f}")

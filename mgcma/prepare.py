@@ -2,7 +2,7 @@
 
   python -m mgcma.prepare iemocap IEMOCAP_ROOT --out manifest.csv
   python -m mgcma.prepare ravdess DIR --out ravdess.csv [--classes 4|8] [--test-actors 19-24]
-  python -m mgcma.prepare emodb|emovo DIR --out M.csv [--classes 4|all] [--test-speakers S1,S2]
+  python -m mgcma.prepare emodb|emovo DIR --out M.csv [--classes 4|all] [--test-speakers S1,S2] [--split train]
   python -m mgcma.prepare folder DIR --out M.csv --label-from parent|grandparent|stem|regex:PATTERN
                           [--speaker-from ...] [--label-map W=angry,F=happy] [--transcribe]
   python -m mgcma.prepare goemotions DIR --out goemotions.csv
@@ -54,6 +54,8 @@ def main(argv=None) -> int:
         acted.add_argument("--out", type=Path, default=Path(f"{name}.csv"), help="manifest (.csv or .jsonl)")
         acted.add_argument("--classes", choices=["4", "all"], default="4", help="4: neutral/happy/angry/sad")
         acted.add_argument("--test-speakers", default="", help="speakers whose rows get split=test (the rest: train)")
+        acted.add_argument("--split", choices=["", "train"], default="", help="train: every other row trains (mixed "
+                           "into a default with --protocol split); empty: no split, folds by speaker")
     folder = sub.add_parser("folder", help="any folder of clips whose label (and speaker) are in their paths")
     folder.add_argument("root", type=Path, help="the corpus folder (searched recursively for wav/flac/ogg/mp3)")
     folder.add_argument("--out", type=Path, required=True, help="manifest (.csv or .jsonl)")
@@ -84,7 +86,8 @@ def main(argv=None) -> int:
             records = read_ravdess(args.root, args.classes, parse_actors(args.test_actors))
             path = write_manifest(records, args.out)
         elif args.source in ACTED_CORPORA:
-            records = read_acted(args.root, args.source, args.classes, set(filter(None, args.test_speakers.split(","))))
+            records = read_acted(args.root, args.source, args.classes, set(filter(None, args.test_speakers.split(","))),
+                                 args.split)
             path = write_manifest(records, args.out)
         elif args.source == "folder":
             records = read_folder(args.root, args.label_from, args.speaker_from, parse_label_map(args.label_map),

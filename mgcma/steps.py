@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .calibration import calibrated, expected_calibration_error
 from .metrics import classification_metrics
 
 MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
@@ -84,39 +85,51 @@ def drop_modalities(inputs: dict, p: float) -> None:
 
 @torch.no_grad()
 def predict_loader(model, loader, caches, accelerator, modality: str = "both"):
-    """-> (predictions, targets, record indices, mean CE) over a loader."""
+    """-> (logits (N, C), targets, record indices, mean CE) over a loader."""
     model.eval()
     plain = accelerator.unwrap_model(model)
-    preds, targets, records, losses = [], [], [], []
+    logits, targets, records, losses = [], [], [], []
     for batch in loader:
         with accelerator.autocast():
             out = model(**model_inputs(plain, batch, caches, modality))
-        pred, target, rec = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"], batch["record"]))
-        preds.append(pred.cpu())
+        logit, target, rec = accelerator.gather_for_metrics((out.logits.float(), batch["labels"], batch["record"]))
+        logits.append(logit.cpu())
         targets.append(target.cpu())
         records.append(rec.cpu())
         losses.append(out.losses["ce"].item())
-    return torch.cat(preds).numpy(), torch.cat(targets).numpy(), torch.cat(records).numpy(), float(np.mean(losses))
+    return torch.cat(logits).numpy(), torch.cat(targets).numpy(), torch.cat(records).numpy(), float(np.mean(losses))
 
 
 def evaluate(model, loader, caches, accelerator, corpora: list[str], modalities=("both",)) -> dict:
     """Scores over everything and per corpus, for each modality asked for. A modality is scored
-    only on records that have it (a text-only corpus has no "speech" score).
+    only on records that have it (a text-only corpus has no "speech" score). Each score carries
+    its calibration with the model's temperature and "not sure" threshold (confidence_scores).
     corpora: the corpus of each record of the loader's dataset."""
-    labels = accelerator.unwrap_model(model).config.labels
+    config = accelerator.unwrap_model(model).config
     result = {}
     for modality in modalities:
-        preds, targets, records, loss = predict_loader(model, loader, caches, accelerator, modality)
+        logits, targets, records, loss = predict_loader(model, loader, caches, accelerator, modality)
         has = np.array([modality_available(loader.dataset.records[r], modality) for r in records])
         if not has.any():
             continue
-        scores = classification_metrics(targets[has], preds[has], labels)
-        scores["loss"] = loss
         names = np.array([corpora[r] for r in records])
-        scores["corpora"] = {name: classification_metrics(targets[has & (names == name)], preds[has & (names == name)], labels)
-                             for name in sorted(set(names[has]))}
+        def scored(rows):
+            return dict(classification_metrics(targets[rows], logits[rows].argmax(1), config.labels),
+                        **confidence_scores(logits[rows], targets[rows], config))
+        scores = scored(has)
+        scores["loss"] = loss
+        scores["corpora"] = {name: scored(has & (names == name)) for name in sorted(set(names[has]))}
         result[modality] = scores
     return result
+
+
+def confidence_scores(logits: np.ndarray, targets: np.ndarray, config) -> dict:
+    """ECE before and after the temperature; the share answered above the "not sure" threshold and their accuracy."""
+    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
+    answered = probs.max(1) >= config.not_sure_below
+    right = probs.argmax(1) == targets
+    return dict(ECE=expected_calibration_error(probs, targets), ECE_uncalibrated=expected_calibration_error(raw, targets),
+                answered=float(answered.mean()), accuracy_answered=float(right[answered].mean()) if answered.any() else None)
 
 
 def modality_available(record, modality: str) -> bool:

@@ -30,10 +30,11 @@ from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
 from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .config import IEMOCAP_LABELS, POSITIVES, PRESETS, preset
 from .augment import AugmentConfig, Augmenter
+from .calibration import calibrate
 from .data import (BucketSampler, Collator, CorpusMixture, UtteranceDataset, check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap,
                    read_manifest, training_share, validation_split)
 from .model import MGCMA
-from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, selection_score
+from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score
 
 log = logging.getLogger("mgcma.train")
 
@@ -185,7 +186,9 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training
     subset = [records[i] for i in indices]
     views, augment, draw = 1, None, None
     if training and cfg.augment_views > 1 and model.config.uses_speech:
-        babble = [r.path for r in subset if r.path is not None][:400]   # training speakers only
+        # training speakers only, drawn from every corpus of the mixture (other voices, languages, rooms)
+        paths = [r.path for r in subset if r.path is not None]
+        babble = random.Random(seed).sample(paths, min(400, len(paths)))
         views, augment = cfg.augment_views, Augmenter(AugmentConfig(views=cfg.augment_views), babble)
     if training and (cfg.corpus_weights or cfg.balance_classes):
         draw = CorpusMixture(subset, parse_weights(cfg.corpus_weights), cfg.balance_classes, seed)
@@ -317,15 +320,21 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
             save_state(state_path, plain, optimizer, scheduler, progress)
         accelerator.wait_for_everyone()
     bar.close()
-    return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches)
+    return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches, val_idx)
 
 
-def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches=None) -> dict:
-    """The one evaluation on the test fold, with the model selected on validation: over all
-    test records and per corpus, from both modalities and (a two-modality model) from each alone.
-    Frozen encoders run once per clip for the three answers (cached as in validation)."""
+def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches=None,
+                val_idx=None) -> dict:
+    """The selected model's confidence calibrated on validation (saved with it), then the one
+    evaluation on the test fold: over all test records and per corpus, from both modalities and
+    (a two-modality model) from each alone. Frozen encoders run once per clip (cached as in validation)."""
     best = load_model(fold_dir / "best", accelerator.device)
     caches = frozen_caches(best, cfg, shared_caches)
+    calibration = None
+    if val_idx:
+        calibration = calibrate_on_validation(cfg, best, records, val_idx, caches, accelerator)
+        if accelerator.is_main_process:
+            best.config.save(fold_dir / "best" / "config.json")
     test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0,
                               caches=caches)
     test_loader = accelerator.prepare(test_loader)
@@ -336,6 +345,7 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
                    confusion_matrix=test["confusion_matrix"], labels=test["labels"], n_test=test["n"],
                    by_modality={m: {k: v for k, v in sc.items() if k != "loss"} for m, sc in scores.items()},
                    best_epoch=progress["best_epoch"], best_val_UA=progress["best_UA"],
+                   calibration=None if calibration is None else dataclasses.asdict(calibration),
                    history=progress["history"], config=dataclasses.asdict(cfg))
     if accelerator.is_main_process:
         atomic_write(fold_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
@@ -343,6 +353,19 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
     log.info(f"fold {fold_id}: test UA {100 * test['UA']:.2f} %, WA {100 * test['WA']:.2f} % "
              f"(model of epoch {progress['best_epoch']})")
     return metrics
+
+
+def calibrate_on_validation(cfg, model, records, val_idx, caches, accelerator):
+    """Fit the temperature and the "not sure" threshold on the validation rows (each corpus
+    weighing the same) and set them in the model's config."""
+    loader = accelerator.prepare(make_loader(records, val_idx, model, load_tokenizer(model.config), cfg, False, 0,
+                                             caches=caches))
+    logits, targets, rows, _ = predict_loader(model, loader, caches, accelerator)
+    result = calibrate(logits, targets, groups=[records[val_idx[r]].corpus for r in rows])
+    model.config.temperature, model.config.not_sure_below = result.temperature, result.not_sure_below
+    log.info(f"calibrated on {result.n} validation utterances: temperature {result.temperature:.3f}, ECE "
+             f"{100 * result.ece_before:.1f} -> {100 * result.ece_after:.1f} %, 'not sure' below {result.not_sure_below:.2f}")
+    return result
 
 
 def curves_title(fold_id, name, test: dict) -> str:

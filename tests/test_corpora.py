@@ -90,6 +90,8 @@ def test_acted_corpora_give_speech_only_rows_folded_by_speaker(tmp_path, corpus)
     records = read_manifest(out)
     assert [(r.label, r.split) for r in records] == [("angry", "train"), ("fearful", "train"), ("sad", "test"),
                                                       ("neutral", "train")]
+    assert prepare([corpus, str(tmp_path / corpus), "--out", str(out), "--split", "train"]) == 0
+    assert {r.split for r in read_manifest(out)} == {"train"}
 
 
 def test_acted_corpus_errors_are_explained(tmp_path, capsys):

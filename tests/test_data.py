@@ -243,4 +243,5 @@ def test_prepare_fills_empty_transcripts_with_the_asr(tmp_path):
     (tmp_path / "in.csv").write_text("path,text,label,speaker\na.wav,,happy,s1\na.wav,kept as it is,happy,s1\n")
     assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
     texts = [r.text for r in read_manifest(tmp_path / "out.csv")]
-    assert "job" in texts[0].lower() and texts[1] == "kept as it is"
+    from mgcma.asr import word_error_rate   # quantised decoding varies between machines: bound the error, not the words
+    assert word_error_rate("I just got the job, this is wonderful news.", texts[0]) <= 0.3 and texts[1] == "kept as it is"

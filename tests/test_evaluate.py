@@ -35,6 +35,14 @@ def test_scores_good_rows_and_reports_bad_ones_by_line(scored_manifest, test_che
     assert sum(map(sum, m["confusion"])) == 4 and 0 <= m["UA"] <= 1
     assert sum(g["n"] for g in m["by"]["sex"].values()) == 4
     assert "UA" in captured.out and "confusion" in captured.out
+    c = m["calibration"]     # a random model: temperature 1, so "before" and "after" are the same answers
+    assert c["temperature"] == 1.0 and c["ECE"] == pytest.approx(c["ECE_uncalibrated"]) and 0 <= c["ECE"] <= 1
+    assert sum(b["n"] for b in c["reliability"]) == 4 and c["answered"] == 1.0
+    assert [p["coverage"] for p in c["accuracy_coverage"]] == sorted((p["coverage"] for p in c["accuracy_coverage"]), reverse=True)
+    assert "calibration: ECE" in captured.out
+    from analysis.__main__ import main as analysis
+    assert analysis(["calibration", "--metrics", f"test={out}", "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "calibration.png").stat().st_size > 20_000
 
 
 def test_speech_only_and_a_degraded_condition_run(scored_manifest, test_checkpoint, tmp_path):

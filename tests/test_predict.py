@@ -31,6 +31,23 @@ def test_prediction_has_label_probabilities_and_w2(recognizer):
     json.dumps(pred.to_json())
 
 
+def test_an_unsure_answer_says_so_with_its_top_two(test_checkpoint, tmp_path, tokenizer):
+    from mgcma.checkpoint import load_model, save_model
+    model = load_model(test_checkpoint)
+    model.config.temperature, model.config.not_sure_below = 2.0, 0.9
+    save_model(model, tmp_path / "unsure", tokenizer)
+    plain = EmotionRecognizer(test_checkpoint, asr="none", device="cpu").predict(EXAMPLE, "I just got the job")
+    unsure = EmotionRecognizer(tmp_path / "unsure", asr="none", device="cpu").predict(EXAMPLE, "I just got the job")
+    logits = unsure.output.logits[0]
+    assert unsure.probabilities == pytest.approx(dict(zip(unsure.probabilities, (logits / 2.0).softmax(-1).tolist())), abs=1e-6)
+    assert unsure.label == plain.label                                  # a temperature changes no label
+    assert max(unsure.probabilities.values()) < max(plain.probabilities.values())
+    assert unsure.not_sure and not plain.not_sure
+    answer = unsure.to_json()
+    assert answer["not_sure"] is True and [name for name, _ in answer["top_two"]] == [n for n, _ in unsure.top_two]
+    assert answer["top_two"][0][0] == unsure.label and answer["top_two"][0][1] >= answer["top_two"][1][1]
+
+
 def test_gradio_style_input_matches_the_file(recognizer):
     wave, sr = sf.read(EXAMPLE, dtype="int16")
     a = recognizer.predict(EXAMPLE, "words")

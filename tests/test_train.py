@@ -68,6 +68,12 @@ def test_the_test_fold_never_influences_model_selection(corpus, tmp_path):
     wa, wb = (load_file(tmp_path / x / "fold-0" / "best" / "model.safetensors") for x in "ab")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert ma["confusion_matrix"] != mb["confusion_matrix"]  # the test fold itself did change
+    # the confidence is fitted on validation only: the same temperature and threshold, saved with the model
+    assert ma["calibration"] == mb["calibration"] and ma["calibration"]["temperature"] != 1.0
+    ca, cb = (json.loads((tmp_path / x / "fold-0" / "best" / "config.json").read_text()) for x in "ab")
+    assert ca["temperature"] == cb["temperature"] == ma["calibration"]["temperature"]
+    assert ca["not_sure_below"] == ma["calibration"]["not_sure_below"]
+    assert {"ECE", "ECE_uncalibrated", "answered"} <= set(ma["by_modality"]["both"])
 
 
 def split_into_corpora(corpus, folder: Path, scramble: str | None = None) -> str:
@@ -153,6 +159,21 @@ def test_training_learns_a_learnable_toy_set_well_above_chance(tmp_path):
     summary = train(quick(tmp_path / "toy.csv", tmp_path / "run", modality="text", use_dist=False, use_token=False,
                           use_inst=False, folds="0", epochs=8, lr_heads=3e-3))
     assert summary["UA_mean"] >= 0.75, summary["folds"]
+
+
+def test_validation_labels_move_the_temperature(corpus, tmp_path):
+    """The other half of "fitted on validation only": what validation says does change it."""
+    from mgcma.data import validation_split
+    records = read_manifest(corpus)
+    train_idx = [i for i, r in enumerate(records) if r.group != "0"]
+    _, val = validation_split(records, train_idx, 0.15, 0)
+    for i in val:
+        records[i].label = "sad"
+    moved = write_manifest(records, tmp_path / "moved.csv")
+    train(quick(corpus, tmp_path / "a", folds="0", epochs=2))
+    train(quick(moved, tmp_path / "b", folds="0", epochs=2))
+    ta, tb = (json.loads((tmp_path / x / "fold-0" / "metrics.json").read_text())["calibration"]["temperature"] for x in "ab")
+    assert ta != pytest.approx(tb, rel=1e-3)
 
 
 def test_existing_run_is_not_overwritten_without_resume(corpus, tmp_path):

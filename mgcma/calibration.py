@@ -1,0 +1,91 @@
+"""Honest confidence: a temperature fitted on validation only, the expected calibration error,
+and the threshold below which the recogniser says "not sure".
+
+Temperature scaling (Guo et al. 2017) divides the logits by one number T > 0 chosen to minimise
+the validation cross-entropy; it changes no label, only how sure each answer says it is. With
+several corpora, each corpus weighs the same (as in model selection). The "not sure" threshold
+is the top probability below which answering does more harm than good on validation: it maximises
+(right answers - wrong answers) over the answers given, so an answer is kept where it is more
+likely right than wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+ECE_BINS = 15
+
+
+@dataclass
+class Calibration:
+    temperature: float
+    not_sure_below: float
+    ece_before: float       # on the data it was fitted on
+    ece_after: float
+    n: int
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, groups=None) -> float:
+    """T minimising the mean (over groups) cross-entropy of softmax(logits / T); logits (N, C)."""
+    logits, targets = np.asarray(logits, dtype=np.float64), np.asarray(targets)
+    groups = np.zeros(len(targets), dtype=int) if groups is None else np.asarray(groups)
+    members = [groups == g for g in np.unique(groups)]
+
+    def loss(log_t):
+        nll = -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(targets)), targets]
+        return float(np.mean([nll[m].mean() for m in members]))
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+
+
+def reliability(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    """Per equal-width bin of the top probability: its range, count, mean confidence and accuracy."""
+    top, right = probs.max(1), probs.argmax(1) == np.asarray(targets)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(top, edges[1:-1], right=True), 0, bins - 1)
+    return [dict(low=float(edges[b]), high=float(edges[b + 1]), n=int((which == b).sum()),
+                 confidence=float(top[which == b].mean()) if (which == b).any() else None,
+                 accuracy=float(right[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
+
+
+def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Sum over bins of (bin share) x |accuracy - confidence|, bins of the top probability."""
+    cells = reliability(probs, targets, bins)
+    n = sum(c["n"] for c in cells)
+    return float(sum(c["n"] / n * abs(c["accuracy"] - c["confidence"]) for c in cells if c["n"]))
+
+
+def not_sure_threshold(probs: np.ndarray, targets: np.ndarray) -> float:
+    """The top probability below which answers are withheld: maximises right - wrong answered."""
+    top, right = probs.max(1), probs.argmax(1) == np.asarray(targets)
+    order = np.argsort(top)
+    # withholding the k least sure answers gains (their wrong) - (their right)
+    gain = np.concatenate([[0], np.cumsum(np.where(right[order], -1, 1))])
+    k = int(np.argmax(gain))
+    return 0.0 if k == 0 else float((top[order][k - 1] + (top[order][k] if k < len(top) else 1.0)) / 2)
+
+
+def accuracy_coverage(probs: np.ndarray, targets: np.ndarray, thresholds=None) -> list[dict]:
+    """For each threshold: the share of clips answered (top probability >= threshold) and the accuracy on them."""
+    top, right = probs.max(1), probs.argmax(1) == np.asarray(targets)
+    thresholds = np.round(np.linspace(0.25, 0.95, 15), 3) if thresholds is None else thresholds
+    rows = []
+    for t in thresholds:
+        kept = top >= t
+        rows.append(dict(threshold=float(t), coverage=float(kept.mean()),
+                         accuracy=float(right[kept].mean()) if kept.any() else None))
+    return rows
+
+
+def calibrate(logits: np.ndarray, targets: np.ndarray, groups=None) -> Calibration:
+    t = fit_temperature(logits, targets, groups)
+    before, after = calibrated(logits), calibrated(logits, t)
+    return Calibration(temperature=t, not_sure_below=not_sure_threshold(after, targets),
+                       ece_before=expected_calibration_error(before, targets),
+                       ece_after=expected_calibration_error(after, targets), n=len(targets))

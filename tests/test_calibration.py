@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from mgcma.calibration import (accuracy_coverage, calibrate, expected_calibration_error, fit_temperature,
+                               not_sure_threshold, reliability)
+
+
+def sampled(n=4000, classes=4, seed=0):
+    """Logits whose softmax is the true probability of each label (a calibrated model)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, classes))
+    labels = np.array([rng.choice(classes, p=p) for p in softmax(z, axis=1)])
+    return z, labels
+
+
+def test_temperature_recovers_how_overconfident_the_logits_are():
+    z, labels = sampled()
+    assert fit_temperature(3.0 * z, labels) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(0.5 * z, labels) == pytest.approx(0.5, rel=0.1)
+    result = calibrate(3.0 * z, labels)
+    assert result.ece_after < 0.03 < result.ece_before
+
+
+def test_each_group_weighs_the_same_in_the_temperature():
+    z, labels = sampled(seed=1)
+    big, small = slice(0, 3600), slice(3600, 4000)
+    logits = np.concatenate([1.0 * z[big], 4.0 * z[small]])     # the small group is far more overconfident
+    pooled = fit_temperature(logits, labels)
+    by_group = fit_temperature(logits, labels, groups=[0] * 3600 + [1] * 400)
+    assert pooled < by_group                                     # equal weight pulls towards the small group
+
+
+def test_ece_by_hand():
+    # bin (0.6, 0.667]: two answers at 0.65, one right -> |0.5 - 0.65|; bin (0.933, 1]: two at 0.95, both right -> 0.05
+    probs = np.array([[0.65, 0.35], [0.65, 0.35], [0.95, 0.05], [0.95, 0.05]])
+    targets = np.array([0, 1, 0, 0])
+    assert expected_calibration_error(probs, targets) == pytest.approx(0.5 * 0.15 + 0.5 * 0.05)
+    cells = [c for c in reliability(probs, targets) if c["n"]]
+    assert [(c["n"], c["accuracy"]) for c in cells] == [(2, 0.5), (2, 1.0)]
+
+
+def test_not_sure_withholds_the_answers_more_likely_wrong_than_right():
+    top = np.array([0.36, 0.38, 0.40, 0.60, 0.70, 0.90])
+    right = np.array([False, False, True, False, True, True])
+    probs = np.stack([top, (1 - top) / 2, (1 - top) / 2], 1)
+    targets = np.where(right, 0, 1)
+    t = not_sure_threshold(probs, targets)
+    assert 0.38 < t <= 0.40          # withholding the two least sure (both wrong) gains the most
+    assert not_sure_threshold(probs[4:], targets[4:]) == 0.0     # all right: answer everything
+    curve = accuracy_coverage(probs, targets, thresholds=[0.0, t])
+    assert curve[0]["coverage"] == 1.0 and curve[1]["coverage"] == pytest.approx(4 / 6)
+    assert curve[1]["accuracy"] == pytest.approx(3 / 4)
