@@ -1,47 +1,9 @@
 """python app.py [--checkpoint DIR] [--asr SPEC] [--device auto|cpu|cuda] [--share] [--host H] [--port P]
 
-Starts the demo on the bundled model at http://127.0.0.1:7860. It listens on this machine only
-unless you pass --host 0.0.0.0 or --share (a public link): both let others use your machine.
+The demo on the bundled model at http://127.0.0.1:7860 (the Hugging Face Space's entry point;
+installed, the same is `mgcma-app`). See app/serve.py.
 """
-import argparse
-import ctypes
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from app.ui import create_app  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT  # noqa: E402
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each new thread its own malloc arena, and the server's worker threads then grow
-    its memory by tens of MB with every burst of concurrent users (measured: +30 MB a burst of 80
-    requests, not levelling off after 7 bursts; with 2 arenas it levels off after the first).
-    Elsewhere than Linux/glibc this does nothing."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)   # -8: M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
-def main():
-    parser = argparse.ArgumentParser(description="MGCMA emotion recognition demo")
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
-    parser.add_argument("--asr", default="auto",
-                        help="auto (the model's own Whisper, one encoder pass; else the bundled tiny.en) | shared | "
-                             "faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
-    parser.add_argument("--device", default="auto", help="auto (GPU when there is one) | cpu | cuda")
-    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        help="address to listen on (0.0.0.0 exposes it to your network)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    args = parser.parse_args()
-    limit_malloc_arenas()
-    demo = create_app(args.checkpoint, args.asr, args.device)
-    # uploads beyond 50 MB are refused by the server before they reach the model
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
-
+from app.serve import main
 
 if __name__ == "__main__":
     main()

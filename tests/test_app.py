@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from app.ui import App, answers_markdown, examples
+from app.ui import answers_markdown, examples
 from mgcma.asr import word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT
 

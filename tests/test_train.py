@@ -116,7 +116,7 @@ def test_a_manifest_with_one_speaker_in_two_folds_is_refused(corpus, tmp_path):
 
 def test_split_protocol_trains_once_on_the_manifests_splits(corpus, tmp_path):
     """Corpus "a" brings its own validation rows; corpus "b" has none and gives whole training speakers."""
-    from mgcma.train import load_records, make_folds
+    from mgcma.protocols import load_records, make_folds
     records = read_manifest(corpus)
     for r in records:
         r.split = {"0": "test", "1": "validation"}.get(r.group, "train")
