@@ -2,7 +2,7 @@
 
   python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
                            [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
-                           [--by sex] [--out FILE.json]
+                           [--by sex] [--normalise none|corpus|speaker] [--out FILE.json]
 
 Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
@@ -28,16 +28,22 @@ from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
 from .data import ManifestError, read_manifest
 from .metrics import classification_metrics
+from .normalise import SpeechMean
 from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
 from .steps import confidence_scores
 
 
+NORMALISE = ("none", "corpus", "speaker")   # whose unlabeled speech each clip's voice is heard relative to
+
+
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
-                  report=print, seed: int = 0) -> tuple[dict, list]:
+                  report=print, seed: int = 0, normalise: str = "none") -> tuple[dict, list]:
     """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
-    metrics carry the calibration of the answers (confidence_report)."""
+    metrics carry the calibration of the answers (confidence_report). `normalise`: each clip
+    heard relative to the unlabeled speech of all the scored clips ("corpus") or of its speaker."""
     labels = recognizer.config.labels
     answered, targets, preds, logits = [], [], [], []
+    references = reference_means(recognizer, records, normalise, condition, seed) if modality != "text" else {}
     for k, r in enumerate(tqdm(records, desc="scoring", unit="clip", file=sys.stderr)):
         where = f"line {r.line}" if r.line else r.id
         if r.label not in labels:
@@ -46,7 +52,7 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         try:
             audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
             text = "" if modality == "speech" else r.text
-            pred, logit = predict_one(recognizer, audio, text, modality)
+            pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)))
         except (AudioError, InputError, ASRError, OSError) as e:
             report(f"{where}: {e}; skipped")
             continue
@@ -69,6 +75,27 @@ def confidence_report(logits: np.ndarray, targets: np.ndarray, config) -> dict:
                 reliability_uncalibrated=reliability(raw, targets), accuracy_coverage=accuracy_coverage(probs, targets))
 
 
+def group_of(record, normalise: str) -> str | None:
+    return {"corpus": "all", "speaker": record.speaker}.get(normalise)
+
+
+def reference_means(recognizer, records, normalise: str, condition: str, seed: int) -> dict:
+    """{group: SpeechMean of its clips as they will be scored}; labels are never read."""
+    if normalise == "none":
+        return {}
+    if recognizer.training_mean is None:
+        raise InputError(f"--normalise {normalise} needs the checkpoint's training mean ({recognizer.checkpoint}/"
+                         "speech_stats.npz): write it with python -m mgcma.normalise")
+    references = {}
+    for k, r in enumerate(tqdm(records, desc=f"reference speech ({normalise})", unit="clip", file=sys.stderr)):
+        try:
+            recognizer.add_reference(references.setdefault(group_of(r, normalise), SpeechMean()),
+                                     load_degraded(recognizer, r, records, condition, seed + k))
+        except (AudioError, InputError, OSError):
+            continue   # reported when the clip is scored
+    return references
+
+
 def load_degraded(recognizer, record, records, condition: str, seed: int):
     """The clip, degraded by `condition` before the recogniser's own clean-up (babble: other speakers' clips)."""
     if record.path is None:
@@ -80,7 +107,7 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
     return (16000, degrade(wave, condition, seed, babble))
 
 
-def predict_one(recognizer, audio, text: str, modality: str) -> tuple[str, np.ndarray]:
+def predict_one(recognizer, audio, text: str, modality: str, reference=None) -> tuple[str, np.ndarray]:
     """(label, logits) of one modality's answer (or both); with modality "speech" the text is
     empty, so the recogniser's main answer is already the voice's alone."""
     if modality == "text":
@@ -89,7 +116,8 @@ def predict_one(recognizer, audio, text: str, modality: str) -> tuple[str, np.nd
         answers, _, _ = recognizer.forward(None, text)
         logits = answers["both"].logits[0].numpy()
         return recognizer.config.labels[int(logits.argmax())], logits
-    pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both")
+    pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both",
+                              reference=reference)
     return pred.label, pred.output.logits[0].numpy()
 
 
@@ -121,6 +149,8 @@ def main(argv=None) -> int:
     parser.add_argument("--modality", default="both", choices=["both", "speech", "text"], help="what the answer may use")
     parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
     parser.add_argument("--by", default=None, help="also score per value of this manifest column (e.g. sex)")
+    parser.add_argument("--normalise", default="none", choices=NORMALISE,
+                        help="hear each voice relative to the unlabeled speech of all scored clips or of its speaker")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = parser.parse_args(argv)
@@ -138,8 +168,13 @@ def main(argv=None) -> int:
         print(f"skipped {p}", file=sys.stderr)
     if args.split:
         records = [r for r in records if r.split == args.split]
-    metrics, answered = score_records(recognizer, records, args.modality, args.condition,
-                                      report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr))
+    try:
+        metrics, answered = score_records(recognizer, records, args.modality, args.condition,
+                                          report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr),
+                                          normalise=args.normalise)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if not answered:
         print("error: no row could be scored", file=sys.stderr)
         return 1
@@ -149,7 +184,7 @@ def main(argv=None) -> int:
           f"{c['temperature']:.2f}; answered {100 * c['answered']:.0f} % (not sure below {c['not_sure_below']:.2f}), "
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
-                   modality=args.modality, condition=args.condition, checkpoint=args.checkpoint,
+                   modality=args.modality, condition=args.condition, normalise=args.normalise, checkpoint=args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}

@@ -326,16 +326,21 @@ class MGCMA(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, audio=None, audio_mask=None, input_ids=None, text_mask=None, labels=None,
-                speech_features=None, speech_mask=None, text_features=None, text_keys=None):
+                speech_features=None, speech_mask=None, text_features=None, text_keys=None, speech_shift=None):
         """Raw inputs (audio, input_ids) or cached encoder outputs (speech_features with
         speech_mask, text_features with text_mask), as when the encoders are frozen.
         A row with an all-False speech or text mask lacks that modality.
-        text_keys: (B,) equal for identical transcripts (the "text" positives of the pair losses)."""
+        text_keys: (B,) equal for identical transcripts (the "text" positives of the pair losses).
+        speech_shift: (B, D_enc) added to every mixed encoder frame (mgcma/normalise.py: the
+        training mean minus the mean of the speaker's or session's own speech)."""
         c, out = self.config, {}
         if c.uses_speech:
             if speech_features is None:
                 speech_features, speech_mask = self.encode_speech(audio, audio_mask.bool())
-            speech = self.speech_proj(self.mix_layers(speech_features))    # (B, Ts, d)
+            mixed = self.mix_layers(speech_features)                         # (B, Ts, D_enc)
+            if speech_shift is not None:
+                mixed = mixed + speech_shift.to(mixed.dtype)[:, None, :]
+            speech = self.speech_proj(mixed)                                 # (B, Ts, d)
             out["speech_mask"] = speech_mask = speech_mask.bool()
             out["speech_present"] = speech_mask.any(-1)
             out["speech_pooled"] = out["speech_fused"] = masked_mean(speech, speech_mask)

@@ -24,6 +24,7 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
+from .normalise import STATS_FILE, SpeechMean, mixed_frames, shift
 from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
@@ -52,6 +53,7 @@ class Prediction:
     answers: dict[str, dict[str, float]] = field(default_factory=dict)  # "speech" / "text" / "both" -> probabilities
     wave: np.ndarray | None = field(default=None, repr=False)   # the 16 kHz clip as the model heard it (trimmed)
     not_sure: bool = False               # the top probability is below the model's threshold (chosen on validation)
+    tuned_on_seconds: float | None = None  # seconds of reference speech its voice was normalised by (mgcma/normalise.py)
 
     @property
     def top_two(self) -> list[tuple[str, float]]:
@@ -61,8 +63,8 @@ class Prediction:
         return dict(label=self.label, probabilities=self.probabilities, not_sure=self.not_sure,
                     top_two=[list(kv) for kv in self.top_two], transcript=self.transcript,
                     transcript_source=self.transcript_source, w2=self.w2, sim=self.sim,
-                    audio_seconds=self.audio_seconds, answers=self.answers, timings_ms=self.timings_ms,
-                    warnings=self.warnings)
+                    audio_seconds=self.audio_seconds, answers=self.answers, tuned_on_seconds=self.tuned_on_seconds,
+                    timings_ms=self.timings_ms, warnings=self.warnings)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -83,6 +85,8 @@ class EmotionRecognizer:
         self.asr = self.make_asr(asr) if self.config.uses_text else None
         self.limits = limits
         self.checkpoint = Path(checkpoint)
+        stats = self.checkpoint / STATS_FILE
+        self.training_mean = SpeechMean.load(stats) if stats.is_file() and self.config.uses_speech else None
 
     def make_asr(self, spec: str):
         """"auto": one shared Whisper pass where the model can (its speech encoder is Whisper's
@@ -130,9 +134,20 @@ class EmotionRecognizer:
             raise ASRError(f"the speech recogniser failed ({e.__class__.__name__}: {e}); type the transcript instead") from None
 
     @torch.inference_mode()
-    def predict(self, audio, text: str | None = None, use_asr: bool = True) -> Prediction:
+    def add_reference(self, reference: SpeechMean, audio) -> SpeechMean:
+        """Add a clip of unlabeled speech (any form `load` takes) to a reference mean."""
+        wave, _ = self.load(audio)
+        audio = torch.from_numpy(wave)[None].to(self.device)
+        features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
+        reference.add(mixed_frames(self.model, features, mask)[0], len(wave) / SAMPLE_RATE)
+        return reference
+
+    @torch.inference_mode()
+    def predict(self, audio, text: str | None = None, use_asr: bool = True, reference: SpeechMean | None = None) -> Prediction:
         """The emotion of one clip. Without text the ASR writes it (use_asr=False: the voice alone
-        answers). A two-modality model also answers from the voice only and the words only."""
+        answers). A two-modality model also answers from the voice only and the words only.
+        `reference`: unlabeled speech of the same speaker or session; the voice is heard relative
+        to it (mgcma/normalise.py). It needs the checkpoint's training mean (speech_stats.npz)."""
         timings = {}
         start = time.perf_counter()
         wave, notes = self.load(audio)
@@ -155,7 +170,8 @@ class EmotionRecognizer:
         if not text and self.config.modality == "text":
             raise InputError("this model reads words only, and there are none: type the transcript")
         start = time.perf_counter()
-        answers, words, offsets = self.forward(wave, text, speech)
+        moved = shift(self.training_mean, reference) if self.config.uses_speech else None
+        answers, words, offsets = self.forward(wave, text, speech, moved)
         timings["model"] = 1000 * (time.perf_counter() - start)
         read = max((end for _, end in offsets), default=len(text))
         if given[read:].strip():
@@ -172,13 +188,16 @@ class EmotionRecognizer:
             sim=None if out.sim is None or not text else float(out.sim[0, 0]),
             audio_seconds=len(wave) / SAMPLE_RATE, words=words, offsets=offsets, output=out, timings_ms=timings,
             warnings=notes, answers=probabilities if len(answers) > 1 else {}, wave=wave,
-            not_sure=max(probs.values()) < self.config.not_sure_below)
+            not_sure=max(probs.values()) < self.config.not_sure_below,
+            tuned_on_seconds=None if moved is None else reference.seconds)
 
-    def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None):
+    def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None, speech_shift=None):
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
         The encoders run once (`speech`: features and mask the shared ASR pass already computed);
-        each answer hides the other modality with its mask."""
+        each answer hides the other modality with its mask. `speech_shift`: see MGCMA.forward."""
         inputs, words, offsets = {}, [], []
+        if speech_shift is not None:
+            inputs["speech_shift"] = speech_shift.to(self.device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None
         with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
             if speech is not None:

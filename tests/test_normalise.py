@@ -1,0 +1,86 @@
+"""Normalisation by the speaker's or session's own speech (test-time mean alignment)."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from mgcma.evaluate import main as evaluate
+from mgcma.normalise import STATS_FILE, SpeechMean, main as write_stats
+from mgcma.predict import EmotionRecognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
+
+
+@pytest.fixture(scope="module")
+def tuned_checkpoint(test_checkpoint, tiny_corpus, tmp_path_factory):
+    """The small random model with a training mean written from the tiny corpus, as the CLI writes it."""
+    path = tmp_path_factory.mktemp("tuned") / "model"
+    shutil.copytree(test_checkpoint, path)
+    assert write_stats(["--checkpoint", str(path), "--manifest", str(tiny_corpus)]) == 0
+    return path
+
+
+def test_the_training_mean_is_written_beside_the_model(tuned_checkpoint, tiny_corpus):
+    stats = SpeechMean.load(tuned_checkpoint / STATS_FILE)
+    assert stats.clips == 64 and stats.frames > 64 and stats.mean.shape == (32,) and np.isfinite(stats.mean).all()
+
+
+def test_a_reference_shifts_the_voice_by_the_difference_of_means(tuned_checkpoint):
+    recognizer = EmotionRecognizer(tuned_checkpoint, asr="none", device="cpu")
+    plain = recognizer.predict(CLIPS[0], "some words")
+    assert plain.tuned_on_seconds is None
+    # a reference whose mean is the training mean moves nothing
+    same = SpeechMean(total=recognizer.training_mean.mean.astype(np.float64) * 10, frames=10, clips=1, seconds=1.0)
+    unmoved = recognizer.predict(CLIPS[0], "some words", reference=same)
+    assert unmoved.probabilities == pytest.approx(plain.probabilities, abs=1e-5) and unmoved.tuned_on_seconds == 1.0
+    # the reference of other clips moves the voice's answer, and the words-only answer not at all
+    reference = SpeechMean()
+    for clip in CLIPS[1:]:
+        recognizer.add_reference(reference, clip)
+    tuned = recognizer.predict(CLIPS[0], "some words", reference=reference)
+    assert reference.clips == len(CLIPS) - 1 and tuned.tuned_on_seconds == pytest.approx(reference.seconds)
+    assert tuned.answers["speech"] != pytest.approx(plain.answers["speech"], abs=1e-4)
+    assert tuned.answers["text"] == pytest.approx(plain.answers["text"], abs=1e-6)
+
+
+def test_without_a_training_mean_a_reference_changes_nothing(test_checkpoint):
+    recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+    assert recognizer.training_mean is None
+    reference = recognizer.add_reference(SpeechMean(), CLIPS[1])
+    assert recognizer.predict(CLIPS[0], "x", reference=reference).probabilities == pytest.approx(
+        recognizer.predict(CLIPS[0], "x").probabilities, abs=1e-6)
+
+
+def manifest(path: Path, labels: list[str], speakers: list[str]) -> Path:
+    rows = ["path,text,label,speaker"] + [f"{c},,{label},{s}" for c, label, s in zip(CLIPS, labels, speakers)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_reference_statistics_never_read_the_labels(tuned_checkpoint, tmp_path):
+    """Scrambling the labels changes the scores, never the answers given."""
+    import json
+    speakers = ["a", "a", "b", "b", "b"]
+    runs = {}
+    for name, labels in (("true", ["angry", "angry", "happy", "neutral", "sad"]), ("scrambled", ["sad"] * 5)):
+        for mode in ("corpus", "speaker"):
+            out = tmp_path / f"{name}-{mode}.json"
+            assert evaluate(["--checkpoint", str(tuned_checkpoint), "--manifest", str(manifest(tmp_path / f"{name}.csv", labels, speakers)),
+                             "--asr", "none", "--modality", "speech", "--normalise", mode, "--out", str(out)]) == 0
+            runs[name, mode] = json.loads(out.read_text())
+    for mode in ("corpus", "speaker"):
+        predicted = [np.array(runs[name, mode]["confusion"]).sum(0).tolist() for name in ("true", "scrambled")]
+        assert predicted[0] == predicted[1] and runs["true", mode]["normalise"] == mode
+
+
+def test_a_clip_with_no_speaker_information_still_gets_an_answer(tuned_checkpoint, test_checkpoint, tmp_path, capsys):
+    one = manifest(tmp_path / "one.csv", ["happy"], ["unknown"])
+    assert evaluate(["--checkpoint", str(tuned_checkpoint), "--manifest", str(one), "--asr", "none",
+                     "--modality", "speech", "--normalise", "speaker"]) == 0
+    assert evaluate(["--checkpoint", str(test_checkpoint), "--manifest", str(one), "--asr", "none",
+                     "--modality", "speech", "--normalise", "corpus"]) == 1
+    assert "needs the checkpoint's training mean" in capsys.readouterr().err
