@@ -13,10 +13,12 @@ def timeline_plotly(segments: list[dict], labels: list[str]):
                         subplot_titles=("utterances", "probability of each emotion"))
     for name in labels:   # one legend entry per emotion, bars grouped under it
         mine = [s for s in segments if s["label"] == name]
+        # an answer below the model's "not sure" threshold is hatched, and its hover names the top two
         fig.add_trace(go.Bar(x=[s["end"] - s["start"] for s in mine], base=[s["start"] for s in mine],
                              y=[""] * len(mine), orientation="h", marker_color=colour[name], name=name, legendgroup=name, showlegend=False,
-                             customdata=[[i, s["text"]] for i, s in enumerate(segments) if s["label"] == name],
-                             hovertemplate="%{base:.1f}-%{x:.1f} s<br>%{customdata[1]}<extra>" + name + "</extra>"), 1, 1)
+                             marker_pattern_shape=["/" if s.get("not_sure") else "" for s in mine],
+                             customdata=[[i, s["text"], verdict(s)] for i, s in enumerate(segments) if s["label"] == name],
+                             hovertemplate="%{base:.1f}-%{x:.1f} s: %{customdata[2]}<br>%{customdata[1]}<extra></extra>"), 1, 1)
     for name in labels:
         xs, ys = [], []
         for s in segments:
@@ -29,3 +31,11 @@ def timeline_plotly(segments: list[dict], labels: list[str]):
     fig.update_layout(height=380, barmode="overlay", margin=dict(l=50, r=110, t=40, b=40),
                       legend=dict(x=1.01, y=0.5, title_text="emotion"))
     return fig
+
+
+def verdict(segment: dict, percent: bool = True) -> str:
+    """"angry 81 %", or "not sure: neutral 41 % or sad 35 %" (without the percentages: "angry",
+    "not sure: neutral or sad")."""
+    (first, p1), (second, p2) = sorted(segment["probabilities"].items(), key=lambda kv: -kv[1])[:2]
+    a, b = (f"{first} {100 * p1:.0f} %", f"{second} {100 * p2:.0f} %") if percent else (first, second)
+    return f"not sure: {a} or {b}" if segment.get("not_sure") else a

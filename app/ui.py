@@ -13,7 +13,7 @@ import gradio as gr
 import soundfile as sf
 
 from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
-from analysis.timeline import timeline_plotly
+from analysis.timeline import timeline_plotly, verdict
 from analysis.views import prediction_views
 from analysis.word_times import WordTimer
 from mgcma.asr import ASRError
@@ -75,6 +75,17 @@ def answers_markdown(answers: dict[str, dict[str, float]]) -> str:
     return line
 
 
+def verdict_markdown(probabilities: dict[str, float], not_sure: bool, threshold: float | None = None) -> str:
+    """The answer, or "not sure" with the top two when the top probability is below the model's
+    threshold (explained where `threshold` is given)."""
+    (first, p1), (second, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
+    if not not_sure:
+        return f"**{first}** ({100 * p1:.0f} %)"
+    why = "" if threshold is None else (f" <small>(answers below {100 * threshold:.0f} % were more often wrong "
+                                        "than right on validation)</small>")
+    return f"**not sure**: {first} ({100 * p1:.0f} %) or {second} ({100 * p2:.0f} %){why}"
+
+
 def timing_line(timings: dict) -> str:
     names = {"load": "audio", "asr": "speech recognition", "model": "model", "figures": "figures"}
     return "<small>" + " · ".join(f"{names.get(k, k)} {v:.0f} ms" for k, v in timings.items()) + "</small>"
@@ -119,7 +130,7 @@ class App:
                 gr.Warning(f"Whisper could not time the words ({e.__class__.__name__}); the heatmap has no word spans.")
         heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)
         pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
-        summary = f"**{pred.label}** ({100 * pred.probabilities[pred.label]:.0f} %)"
+        summary = verdict_markdown(pred.probabilities, pred.not_sure, self.recognizer.config.not_sure_below)
         if pred.w2 is not None:
             summary += f" · W2(speech, text) = {pred.w2:.2f}, Sim = {pred.sim:.2f}"
             closeness = self.reference.w2_percentiles(pred.w2) if self.reference is not None else None
@@ -143,7 +154,7 @@ class App:
             raise gr.Error(str(e)) from None
         if not segments:
             gr.Warning("No speech was found in this recording.")
-        rows = [[i + 1, s["start"], s["end"], s["label"], round(100 * s["probabilities"][s["label"]]), s["text"]]
+        rows = [[i + 1, s["start"], s["end"], verdict(s, percent=False), round(100 * s["probabilities"][s["label"]]), s["text"]]
                 for i, s in enumerate(segments)]
         choices = [segment_name(i, s) for i, s in enumerate(segments)]
         figure = timeline_plotly(segments, self.recognizer.config.labels) if segments else None
@@ -169,9 +180,13 @@ class App:
         take = take if isinstance(take, LiveTake) else LiveTake(self.live_config)
         if not take.add(*chunk):
             return gr.update(), take, f"recording: {take.seconds:.0f} s" + (" (limit reached)" if take.full else "")
-        probabilities = live_label(self.recognizer, take)
+        pred = live_label(self.recognizer, take)
         status = f"recording: {take.seconds:.0f} s; the label hears the last {self.live_config.window_seconds:.0f} s of voice"
-        return (probabilities if probabilities is not None else gr.update()), take, status
+        if pred is None:
+            return gr.update(), take, status
+        if pred.not_sure:
+            status += " · " + verdict_markdown(pred.probabilities, True)
+        return pred.probabilities, take, status
 
     def live_stop(self, take):
         """The whole take through the full analysis: one clip, or the timeline when it is long."""

@@ -73,10 +73,10 @@ class LiveTake:
         return self.samples / SAMPLE_RATE
 
 
-def live_label(recognizer, take: LiveTake) -> dict[str, float] | None:
-    """The voice's emotion over the take's latest window, or None while it holds no speech."""
+def live_label(recognizer, take: LiveTake):
+    """The voice's answer (a Prediction) over the take's latest window, or None while it holds no speech."""
     take.labelled_at = take.samples
     try:
-        return recognizer.predict((SAMPLE_RATE, take.window()), None, use_asr=False).probabilities
+        return recognizer.predict((SAMPLE_RATE, take.window()), None, use_asr=False)
     except AudioError:   # silence or too short: nothing to say yet
         return None

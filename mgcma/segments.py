@@ -70,7 +70,7 @@ def speech_segments(path: str | Path, cfg: SegmentConfig = SegmentConfig()) -> I
 
 
 def classify_segments(recognizer, path: str | Path, cfg: SegmentConfig = SegmentConfig(), progress=None) -> list[dict]:
-    """[{start, end, text, label, probabilities, answers}] for each utterance of a recording.
+    """[{start, end, text, label, probabilities, answers, not_sure}] for each utterance of a recording.
     progress(seconds done, total seconds) is called after each utterance."""
     total = sf.info(str(path)).duration
     segments = []
@@ -80,7 +80,7 @@ def classify_segments(recognizer, path: str | Path, cfg: SegmentConfig = Segment
         except AudioError:   # a blip the VAD kept but that is too short or silent after clean-up
             continue
         segments.append(dict(start=round(start, 2), end=round(end, 2), text=pred.transcript, label=pred.label,
-                             probabilities=pred.probabilities, answers=pred.answers))
+                             probabilities=pred.probabilities, answers=pred.answers, not_sure=pred.not_sure))
         if progress is not None:
             progress(end, total)
     return segments

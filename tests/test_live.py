@@ -45,7 +45,7 @@ def test_live_label_from_the_voice_and_none_for_silence(test_checkpoint):
     take = LiveTake()
     for chunk in microphone_chunks(4.0):
         take.add(48000, chunk)
-    probabilities = live_label(recognizer, take)
+    probabilities = live_label(recognizer, take).probabilities
     assert set(probabilities) == set(recognizer.config.labels) and take.labelled_at == take.samples
     assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     quiet = LiveTake()
@@ -59,7 +59,7 @@ def test_live_label_is_the_voice_only_answer_on_the_latest_window(test_checkpoin
     take = LiveTake(LiveConfig(window_seconds=4.0))
     for chunk in microphone_chunks(7.0):
         take.add(48000, chunk)
-    live = live_label(recognizer, take)
+    live = live_label(recognizer, take).probabilities
     last = take.audio()[-4 * 16000:]
     voice_only = recognizer.predict((16000, last), "these words must not matter at all").answers["speech"]
     assert live == pytest.approx(voice_only, abs=1e-5)

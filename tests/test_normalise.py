@@ -4,8 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-import torch
 
 from mgcma.evaluate import main as evaluate
 from mgcma.normalise import STATS_FILE, SpeechMean, main as write_stats
