@@ -50,12 +50,19 @@ its words, coloured by emotion; the stars show where this clip's speech and word
 """
 
 
-def examples() -> list[list[str]]:
+GALLERIES = {"real": "Real voices: RAVDESS actors the model never trained on (CC BY-NC-SA 4.0, "
+                     "see app/examples/ATTRIBUTION.md)",
+             "synthetic": "Words and voice disagree: synthetic eSpeak voices made by this project"}
+
+
+def examples(gallery: str | None = None) -> list[list[str]]:
+    """[[clip, text], ...] of one gallery ("real" | "synthetic"), or of all."""
     table = EXAMPLES_DIR / "examples.csv"
     if not table.is_file():
         return []
     with open(table, newline="") as f:
-        return [[str(EXAMPLES_DIR / row["file"]), row["text"]] for row in csv.DictReader(f)]
+        return [[str(EXAMPLES_DIR / row["file"]), row["text"]] for row in csv.DictReader(f)
+                if gallery is None or row.get("gallery", "synthetic") == gallery]
 
 
 MODALITY_NAMES = {"speech": "voice only", "text": "words only", "both": "voice and words"}
@@ -218,9 +225,10 @@ class App:
                     with gr.Row():
                         transcribe = gr.Button("Transcribe only")
                         run = gr.Button("Recognise emotion", variant="primary", elem_id="run")
-                    if examples():
-                        gr.Examples(examples(), inputs=[audio, text], label="Examples (synthetic voices)",
-                                    cache_examples=False)
+                    for gallery, title in GALLERIES.items():
+                        if examples(gallery):
+                            gr.Examples(examples(gallery), inputs=[audio, text], label=title, cache_examples=False,
+                                        elem_id=f"examples_{gallery}")
                 with gr.Column(scale=3):
                     label = gr.Label(num_top_classes=len(self.recognizer.config.labels), label="Predicted emotion",
                                      elem_id="label")

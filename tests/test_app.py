@@ -109,6 +109,24 @@ def test_long_recording_api_gives_one_segment_per_utterance(client, tmp_path):
 def test_examples_are_bundled():
     rows = examples()
     assert len(rows) >= 4 and all(Path(path).is_file() and text for path, text in rows)
+    real = examples("real")
+    assert len(real) == 4 and examples("synthetic") and real == rows[:4]        # real voices come first
+    assert sum(Path(path).stat().st_size for path, _ in real) < 2 * 2 ** 20
+    attribution = (ROOT / "app" / "examples" / "ATTRIBUTION.md").read_text()
+    assert "CC BY-NC-SA 4.0" in attribution and "Livingstone" in attribution
+    assert all(Path(path).name in attribution for path, _ in real)
+
+
+def test_the_default_gets_each_real_example_right_from_the_voice_alone():
+    import csv
+    from mgcma.predict import EmotionRecognizer
+    recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
+    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
+        real = [row for row in csv.DictReader(f) if row["gallery"] == "real"]
+    assert {row["label"] for row in real} == set(LABELS)
+    for row in real:
+        pred = recognizer.predict(ROOT / "app" / "examples" / row["file"], None, use_asr=False)
+        assert pred.label == row["label"], (row["file"], pred.probabilities)
 
 
 def chromium():
