@@ -296,3 +296,21 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(corpus, tmp_pa
     assert not [p for p in (run / "fold-0").iterdir() if p.name.endswith(".tmp")]
     assert torch.load(state, weights_only=True)["progress"]["epoch"] == 1
     load_model(run / "fold-0" / "best")
+
+
+def test_an_older_checkpoint_is_calibrated_on_its_own_validation_rows(corpus, tmp_path):
+    """python -m mgcma.calibrate refits what the trainer fits, from the run's saved configuration."""
+    from mgcma.calibrate import main as calibrate
+    train(quick(corpus, tmp_path / "run", folds="1", epochs=2))
+    fold = tmp_path / "run" / "fold-1"
+    fitted = json.loads((fold / "metrics.json").read_text())["calibration"]
+    best = fold / "best"
+    config = json.loads((best / "config.json").read_text())
+    (best / "config.json").write_text(json.dumps(dict(config, temperature=1.0, not_sure_below=0.0)))
+    (best / "metrics.json").write_text((fold / "metrics.json").read_text())
+    assert calibrate(["--checkpoint", str(best)]) == 0
+    again = json.loads((best / "config.json").read_text())
+    assert again["temperature"] == pytest.approx(fitted["temperature"], rel=1e-4)
+    assert again["not_sure_below"] == pytest.approx(fitted["not_sure_below"], abs=1e-6)
+    (best / "metrics.json").unlink()
+    assert calibrate(["--checkpoint", str(best)]) == 1

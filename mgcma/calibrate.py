@@ -1,0 +1,64 @@
+"""Calibrate a trained checkpoint's confidence on the validation rows it was selected on.
+
+  python -m mgcma.calibrate --checkpoint DIR [--data-path A.csv,B.csv]
+
+New runs are calibrated by the trainer at the end of each fold; this does the same for a model
+trained before that, from the training configuration in DIR/metrics.json (the same corpora,
+protocol and seed give the same validation speakers; --data-path points at your copies of its
+manifests when they have moved). It writes the temperature and the "not sure" threshold into
+DIR/config.json and prints the validation ECE before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from .checkpoint import CheckpointError, load_model
+from .data import validation_split
+from .protocols import load_records, make_folds
+from .run_files import TrainingError
+from .train import TrainConfig, calibrate_on_validation, frozen_caches
+
+
+def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
+    metrics = checkpoint / "metrics.json"
+    if not metrics.is_file():
+        raise TrainingError(f"{metrics} is missing: calibration needs the run's training configuration")
+    saved = json.loads(metrics.read_text())
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved["config"].items() if k in known})
+    if data_path:
+        cfg = dataclasses.replace(cfg, data_path=data_path)
+    records, _ = load_records(cfg)
+    folds = make_folds(cfg, records)
+    _, train_idx, _, val_idx = folds[saved["fold"]]
+    if val_idx is None:   # leave-one-group-out draws them in the fold, as here
+        _, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
+    model = load_model(checkpoint, "cpu")
+    result = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
+    model.config.save(checkpoint / "config.json")
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.calibrate", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, type=Path, help="model directory with its metrics.json")
+    parser.add_argument("--data-path", default=None, help="the run's manifests, comma-separated, where they have moved")
+    args = parser.parse_args(argv)
+    try:
+        result = calibrate_checkpoint(args.checkpoint, args.data_path)
+    except (TrainingError, CheckpointError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.checkpoint}: temperature {result.temperature:.3f}, 'not sure' below {result.not_sure_below:.3f}; "
+          f"validation ECE {100 * result.ece_before:.1f} % -> {100 * result.ece_after:.1f} % ({result.n} utterances)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
