@@ -33,18 +33,25 @@ from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
 from .steps import confidence_scores
 
 
-NORMALISE = ("none", "corpus", "speaker")   # whose unlabeled speech each clip's voice is heard relative to
+# whose speech each clip's voice is heard relative to: every scored clip, its speaker's, or its
+# speaker's enrolment (their first ENROL_CLIPS neutral clips, which are then not scored)
+NORMALISE = ("none", "corpus", "speaker", "enrolment")
+ENROL_CLIPS = 2
 
 
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
                   report=print, seed: int = 0, normalise: str = "none") -> tuple[dict, list]:
     """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
     metrics carry the calibration of the answers (confidence_report). `normalise`: each clip
-    heard relative to the unlabeled speech of all the scored clips ("corpus") or of its speaker."""
+    heard relative to the unlabeled speech of all the scored clips ("corpus"), of its speaker, or
+    of its speaker's enrolment; with an enrolment the metrics also hold the same clips' untuned
+    scores ("untuned"), and the enrolment clips are not scored."""
     labels = recognizer.config.labels
-    answered, targets, preds, logits = [], [], [], []
-    references = reference_means(recognizer, records, normalise, condition, seed) if modality != "text" else {}
-    for k, r in enumerate(tqdm(records, desc="scoring", unit="clip", file=sys.stderr)):
+    enrolled = enrolment_clips(records) if normalise == "enrolment" else {}
+    scored = [(k, r) for k, r in enumerate(records) if id(r) not in enrolled]
+    references = reference_means(recognizer, records, normalise, condition, seed, enrolled) if modality != "text" else {}
+    answered, targets, preds, logits, untuned = [], [], [], [], []
+    for k, r in tqdm(scored, desc="scoring", unit="clip", file=sys.stderr):
         where = f"line {r.line}" if r.line else r.id
         if r.label not in labels:
             report(f"{where}: label {r.label!r} is not one the checkpoint knows ({', '.join(labels)}); skipped")
@@ -52,7 +59,10 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         try:
             audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
             text = "" if modality == "speech" else r.text
-            pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)))
+            pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
+                                      calm=normalise == "enrolment")
+            if enrolled:
+                untuned.append(labels.index(predict_one(recognizer, audio, text, modality)[0]))
         except (AudioError, InputError, ASRError, OSError) as e:
             report(f"{where}: {e}; skipped")
             continue
@@ -63,7 +73,20 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
     metrics = classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels)
     if answered:
         metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config)
+    if enrolled:
+        metrics["untuned"] = classification_metrics(np.array(targets, dtype=int), np.array(untuned, dtype=int), labels)
+        metrics["enrolment"] = dict(clips=len(enrolled), speakers=len({r.speaker for r in enrolled.values()}))
     return metrics, answered
+
+
+def enrolment_clips(records) -> dict:
+    """{id(record): record}: each speaker's first ENROL_CLIPS neutral clips (their calm speech)."""
+    chosen, per_speaker = {}, {}
+    for r in records:
+        if r.label == "neutral" and r.has_audio and per_speaker.get(r.speaker, 0) < ENROL_CLIPS:
+            chosen[id(r)] = r
+            per_speaker[r.speaker] = per_speaker.get(r.speaker, 0) + 1
+    return chosen
 
 
 def confidence_report(logits: np.ndarray, targets: np.ndarray, config) -> dict:
@@ -76,18 +99,21 @@ def confidence_report(logits: np.ndarray, targets: np.ndarray, config) -> dict:
 
 
 def group_of(record, normalise: str) -> str | None:
-    return {"corpus": "all", "speaker": record.speaker}.get(normalise)
+    return {"corpus": "all", "speaker": record.speaker, "enrolment": record.speaker}.get(normalise)
 
 
-def reference_means(recognizer, records, normalise: str, condition: str, seed: int) -> dict:
-    """{group: SpeechMean of its clips as they will be scored}; labels are never read."""
+def reference_means(recognizer, records, normalise: str, condition: str, seed: int, enrolled: dict) -> dict:
+    """{group: SpeechMean of its clips as they are heard}: every clip of the group, or its enrolment
+    clips; labels are read only to pick an enrolment (the calm speech an app asks a user for)."""
     if normalise == "none":
         return {}
-    if recognizer.training_mean is None:
-        raise InputError(f"--normalise {normalise} needs the checkpoint's training mean ({recognizer.checkpoint}/"
-                         "speech_stats.npz): write it with python -m mgcma.normalise")
+    if recognizer.training_means is None:
+        raise InputError(f"--normalise {normalise} needs the checkpoint's training means ({recognizer.checkpoint}/"
+                         "speech_stats.npz): write them with python -m mgcma.normalise")
     references = {}
     for k, r in enumerate(tqdm(records, desc=f"reference speech ({normalise})", unit="clip", file=sys.stderr)):
+        if enrolled and id(r) not in enrolled:
+            continue
         try:
             recognizer.add_reference(references.setdefault(group_of(r, normalise), SpeechMean()),
                                      load_degraded(recognizer, r, records, condition, seed + k))
@@ -107,7 +133,7 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
     return (16000, degrade(wave, condition, seed, babble))
 
 
-def predict_one(recognizer, audio, text: str, modality: str, reference=None) -> tuple[str, np.ndarray]:
+def predict_one(recognizer, audio, text: str, modality: str, reference=None, calm: bool = False) -> tuple[str, np.ndarray]:
     """(label, logits) of one modality's answer (or both); with modality "speech" the text is
     empty, so the recogniser's main answer is already the voice's alone."""
     if modality == "text":
@@ -117,7 +143,7 @@ def predict_one(recognizer, audio, text: str, modality: str, reference=None) -> 
         logits = answers["both"].logits[0].numpy()
         return recognizer.config.labels[int(logits.argmax())], logits
     pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both",
-                              reference=reference)
+                              reference=reference, calm_reference=calm)
     return pred.label, pred.output.logits[0].numpy()
 
 
@@ -178,7 +204,11 @@ def main(argv=None) -> int:
     if not answered:
         print("error: no row could be scored", file=sys.stderr)
         return 1
-    print_metrics(metrics, f"{args.manifest} ({args.modality}, {args.condition})")
+    print_metrics(metrics, f"{args.manifest} ({args.modality}, {args.condition}, normalise: {args.normalise})")
+    if "untuned" in metrics:
+        print(f"the same {metrics['n']} clips untuned: WA {100 * metrics['untuned']['WA']:.2f} %, UA "
+              f"{100 * metrics['untuned']['UA']:.2f} % (enrolment: {metrics['enrolment']['clips']} neutral clips of "
+              f"{metrics['enrolment']['speakers']} speakers, not scored)")
     c = metrics["calibration"]
     print(f"calibration: ECE {100 * c['ECE_uncalibrated']:.1f} % before, {100 * c['ECE']:.1f} % with temperature "
           f"{c['temperature']:.2f}; answered {100 * c['answered']:.0f} % (not sure below {c['not_sure_below']:.2f}), "

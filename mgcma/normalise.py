@@ -2,11 +2,13 @@
 
 The speech features the model reads (Whisper's layers mixed by the learnt weights) move with
 the voice, the language, the microphone and the room, not only with the emotion. A checkpoint
-keeps the mean of those features over its training clips (`speech_stats.npz`). Given unlabeled
+keeps the mean of those features over its training clips, and over those of each label
+(`speech_stats.npz`). Given unlabeled
 speech of the same speaker, recording or corpus (a *reference*: a live session's earlier speech,
 a long recording's other utterances, an enrolment, a test corpus as a whole), each answer is
 computed with the reference's mean moved onto the training mean,
 x' = x - mean(reference) + mean(training); with no reference nothing changes. No retraining.
+An *enrolment* (the speaker speaking calmly) is moved onto the training clips labelled neutral.
 A reference that is all one emotion carries that emotion in its mean, and moving it away
 pulls the answers towards the training mix: the wider the reference, the safer (measured in
 the README's cross-corpus section).
@@ -46,15 +48,23 @@ class SpeechMean:
             raise ValueError("no speech in the reference")
         return (self.total / self.frames).astype(np.float32)
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        np.savez(path, total=self.total, frames=self.frames, clips=self.clips, seconds=self.seconds)
-        return path
 
-    @classmethod
-    def load(cls, path: str | Path) -> "SpeechMean":
-        with np.load(path) as z:
-            return cls(total=z["total"], frames=int(z["frames"]), clips=int(z["clips"]), seconds=float(z["seconds"]))
+
+def save_means(means: dict[str, SpeechMean], path: str | Path) -> Path:
+    """{"all": ..., and one per training label} -> one .npz."""
+    arrays = {}
+    for name, m in means.items():
+        arrays.update({f"{name}/total": m.total, f"{name}/frames": m.frames, f"{name}/clips": m.clips,
+                       f"{name}/seconds": m.seconds})
+    np.savez(path, **arrays)
+    return Path(path)
+
+
+def load_means(path: str | Path) -> dict[str, SpeechMean]:
+    with np.load(path) as z:
+        names = sorted({k.split("/")[0] for k in z.files})
+        return {n: SpeechMean(total=z[f"{n}/total"], frames=int(z[f"{n}/frames"]), clips=int(z[f"{n}/clips"]),
+                              seconds=float(z[f"{n}/seconds"])) for n in names}
 
 
 @torch.no_grad()
@@ -64,11 +74,14 @@ def mixed_frames(model, speech_features: torch.Tensor, speech_mask: torch.Tensor
     return [m[k] for m, k in zip(mixed, speech_mask.bool())]
 
 
-def shift(training: SpeechMean | None, reference: SpeechMean | None) -> torch.Tensor | None:
-    """(1, D) to add to each frame, or None where either mean is unknown."""
-    if training is None or reference is None or not reference.frames:
+def shift(training: dict[str, SpeechMean] | None, reference: SpeechMean | None, calm: bool = False) -> torch.Tensor | None:
+    """(1, D) to add to each frame, or None where a mean is unknown. `calm`: the reference is the
+    speaker speaking calmly (an enrolment), moved onto the training clips labelled neutral
+    rather than onto all of them."""
+    target = (training or {}).get("neutral" if calm else "all")
+    if target is None or reference is None or not reference.frames:
         return None
-    return torch.from_numpy(training.mean - reference.mean)[None]
+    return torch.from_numpy(target.mean - reference.mean)[None]
 
 
 def main(argv=None) -> int:
@@ -87,15 +100,24 @@ def main(argv=None) -> int:
     except (ManifestError, InputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    stats = SpeechMean()
-    for r in tqdm(records, desc="training mean", unit="clip", file=sys.stderr):
+    means: dict[str, SpeechMean] = {}
+    for r in tqdm(records, desc="training means", unit="clip", file=sys.stderr):
         try:
-            recognizer.add_reference(stats, r.path)
+            clip = recognizer.add_reference(SpeechMean(), r.path)
         except (AudioError, OSError) as e:
             print(f"{r.path}: {e}; skipped", file=sys.stderr)
-    path = stats.save(Path(args.checkpoint) / STATS_FILE)
-    print(f"wrote {path}: mean of {stats.frames} frames of {stats.clips} clips ({stats.seconds / 60:.1f} min)")
+            continue
+        for name in ("all", r.label):   # the label only sorts the training clips (the enrolment's target)
+            merge(means.setdefault(name, SpeechMean()), clip)
+    path = save_means(means, Path(args.checkpoint) / STATS_FILE)
+    print(f"wrote {path}: mean of {means['all'].frames} frames of {means['all'].clips} clips "
+          f"({means['all'].seconds / 60:.1f} min), and per label: " + ", ".join(f"{k} {v.clips}" for k, v in means.items() if k != "all"))
     return 0
+
+
+def merge(into: SpeechMean, other: SpeechMean) -> None:
+    into.total = other.total.copy() if into.total is None else into.total + other.total
+    into.frames, into.clips, into.seconds = into.frames + other.frames, into.clips + other.clips, into.seconds + other.seconds
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
-from .normalise import STATS_FILE, SpeechMean, mixed_frames, shift
+from .normalise import STATS_FILE, SpeechMean, load_means, mixed_frames, shift
 from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
@@ -86,7 +86,7 @@ class EmotionRecognizer:
         self.limits = limits
         self.checkpoint = Path(checkpoint)
         stats = self.checkpoint / STATS_FILE
-        self.training_mean = SpeechMean.load(stats) if stats.is_file() and self.config.uses_speech else None
+        self.training_means = load_means(stats) if stats.is_file() and self.config.uses_speech else None
 
     def make_asr(self, spec: str):
         """"auto": one shared Whisper pass where the model can (its speech encoder is Whisper's
@@ -143,11 +143,13 @@ class EmotionRecognizer:
         return reference
 
     @torch.inference_mode()
-    def predict(self, audio, text: str | None = None, use_asr: bool = True, reference: SpeechMean | None = None) -> Prediction:
+    def predict(self, audio, text: str | None = None, use_asr: bool = True, reference: SpeechMean | None = None,
+                calm_reference: bool = False) -> Prediction:
         """The emotion of one clip. Without text the ASR writes it (use_asr=False: the voice alone
         answers). A two-modality model also answers from the voice only and the words only.
         `reference`: unlabeled speech of the same speaker or session; the voice is heard relative
-        to it (mgcma/normalise.py). It needs the checkpoint's training mean (speech_stats.npz)."""
+        to it (mgcma/normalise.py); `calm_reference`: it is an enrolment of calm speech. It needs the
+        checkpoint's training means (speech_stats.npz)."""
         timings = {}
         start = time.perf_counter()
         wave, notes = self.load(audio)
@@ -170,7 +172,7 @@ class EmotionRecognizer:
         if not text and self.config.modality == "text":
             raise InputError("this model reads words only, and there are none: type the transcript")
         start = time.perf_counter()
-        moved = shift(self.training_mean, reference) if self.config.uses_speech else None
+        moved = shift(self.training_means, reference, calm_reference) if self.config.uses_speech else None
         answers, words, offsets = self.forward(wave, text, speech, moved)
         timings["model"] = 1000 * (time.perf_counter() - start)
         read = max((end for _, end in offsets), default=len(text))

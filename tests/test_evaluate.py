@@ -65,9 +65,9 @@ def test_speech_condition_hides_the_text_and_scores_the_noise_it_names(scored_ma
     from mgcma.predict import EmotionRecognizer
     heard = []
     original = EmotionRecognizer.predict
-    def spy(self, audio, text=None, use_asr=True, reference=None):
+    def spy(self, audio, text=None, use_asr=True, **tuning):
         heard.append((audio, text, use_asr))
-        return original(self, audio, text, use_asr, reference)
+        return original(self, audio, text, use_asr, **tuning)
     monkeypatch.setattr(EmotionRecognizer, "predict", spy)
     assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none",
                  "--modality", "speech", "--condition", "white-10"]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mgcma.evaluate import main as evaluate
-from mgcma.normalise import STATS_FILE, SpeechMean, main as write_stats
+from mgcma.normalise import STATS_FILE, SpeechMean, load_means, main as write_stats
 from mgcma.predict import EmotionRecognizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +22,14 @@ def tuned_checkpoint(test_checkpoint, tiny_corpus, tmp_path_factory):
     return path
 
 
-def test_the_training_mean_is_written_beside_the_model(tuned_checkpoint, tiny_corpus):
-    stats = SpeechMean.load(tuned_checkpoint / STATS_FILE)
-    assert stats.clips == 64 and stats.frames > 64 and stats.mean.shape == (32,) and np.isfinite(stats.mean).all()
+def test_the_training_means_are_written_beside_the_model(tuned_checkpoint, tiny_corpus):
+    from mgcma.data import read_manifest
+    means = load_means(tuned_checkpoint / STATS_FILE)
+    labels = {r.label for r in read_manifest(tiny_corpus)}
+    assert set(means) == {"all"} | labels and means["all"].clips == 64 == sum(means[k].clips for k in labels)
+    assert means["all"].mean.shape == (32,) and np.isfinite(means["all"].mean).all()
+    weighted = sum(means[k].total for k in labels) / sum(means[k].frames for k in labels)
+    np.testing.assert_allclose(weighted, means["all"].mean, rtol=1e-5)
 
 
 def test_a_reference_shifts_the_voice_by_the_difference_of_means(tuned_checkpoint):
@@ -32,7 +37,7 @@ def test_a_reference_shifts_the_voice_by_the_difference_of_means(tuned_checkpoin
     plain = recognizer.predict(CLIPS[0], "some words")
     assert plain.tuned_on_seconds is None
     # a reference whose mean is the training mean moves nothing
-    same = SpeechMean(total=recognizer.training_mean.mean.astype(np.float64) * 10, frames=10, clips=1, seconds=1.0)
+    same = SpeechMean(total=recognizer.training_means["all"].mean.astype(np.float64) * 10, frames=10, clips=1, seconds=1.0)
     unmoved = recognizer.predict(CLIPS[0], "some words", reference=same)
     assert unmoved.probabilities == pytest.approx(plain.probabilities, abs=1e-5) and unmoved.tuned_on_seconds == 1.0
     # the reference of other clips moves the voice's answer, and the words-only answer not at all
@@ -47,7 +52,7 @@ def test_a_reference_shifts_the_voice_by_the_difference_of_means(tuned_checkpoin
 
 def test_without_a_training_mean_a_reference_changes_nothing(test_checkpoint):
     recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
-    assert recognizer.training_mean is None
+    assert recognizer.training_means is None
     reference = recognizer.add_reference(SpeechMean(), CLIPS[1])
     assert recognizer.predict(CLIPS[0], "x", reference=reference).probabilities == pytest.approx(
         recognizer.predict(CLIPS[0], "x").probabilities, abs=1e-6)
@@ -81,4 +86,20 @@ def test_a_clip_with_no_speaker_information_still_gets_an_answer(tuned_checkpoin
                      "--modality", "speech", "--normalise", "speaker"]) == 0
     assert evaluate(["--checkpoint", str(test_checkpoint), "--manifest", str(one), "--asr", "none",
                      "--modality", "speech", "--normalise", "corpus"]) == 1
-    assert "needs the checkpoint's training mean" in capsys.readouterr().err
+    assert "needs the checkpoint's training means" in capsys.readouterr().err
+
+
+def test_an_enrolment_tunes_to_the_speakers_calm_speech_and_reports_the_untuned_score(tuned_checkpoint, tmp_path):
+    import json
+    speakers = ["a", "a", "a", "b", "b"]
+    out = tmp_path / "enrol.json"
+    assert evaluate(["--checkpoint", str(tuned_checkpoint), "--manifest",
+                     str(manifest(tmp_path / "m.csv", ["neutral", "angry", "sad", "neutral", "happy"], speakers)),
+                     "--asr", "none", "--modality", "speech", "--normalise", "enrolment", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["enrolment"] == {"clips": 2, "speakers": 2} and m["n"] == 3 == m["untuned"]["n"]   # the enrolment is not scored
+    recognizer = EmotionRecognizer(tuned_checkpoint, asr="none", device="cpu")
+    calm = recognizer.add_reference(SpeechMean(), CLIPS[0])
+    onto_neutral = recognizer.predict(CLIPS[1], None, use_asr=False, reference=calm, calm_reference=True)
+    onto_all = recognizer.predict(CLIPS[1], None, use_asr=False, reference=calm)
+    assert onto_neutral.probabilities != pytest.approx(onto_all.probabilities, abs=1e-5)
