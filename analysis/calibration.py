@@ -22,9 +22,9 @@ def calibration_figure(reports: dict[str, dict]):
         rel.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         bars(rel, c["reliability_uncalibrated"], "tab:grey", f"before: ECE {100 * c['ECE_uncalibrated']:.1f} %", -0.5)
         bars(rel, c["reliability"], "tab:blue", f"temperature {c['temperature']:.2f}: ECE {100 * c['ECE']:.1f} %", 0.5)
-        rel.set(xlim=(0.2, 1), ylim=(0, 1), xlabel="confidence (top probability, 15 bins)", ylabel="accuracy in bin",
-                title=f"{name}: reliability")
-        rel.legend(fontsize=8, loc="upper left")
+        rel.set(xlim=(0.2, 1), ylim=(0, 1.32), yticks=[0, 0.2, 0.4, 0.6, 0.8, 1.0],
+                xlabel="confidence (top probability, 15 bins)", ylabel="accuracy in bin", title=f"{name}: reliability")
+        rel.legend(fontsize=8, loc="upper left", ncol=2)   # above the bars: room left by the y limit
         points = [p for p in c["accuracy_coverage"] if p["accuracy"] is not None]
         cov.plot([100 * p["coverage"] for p in points], [100 * p["accuracy"] for p in points], "o-", color="tab:blue")
         for p in points[::2]:
