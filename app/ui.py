@@ -33,7 +33,8 @@ neutral, happy, angry or sad. The transcript is editable: change the words and r
 how much they matter.
 
 It answers three times: from the **voice** alone, from the **words** alone, and from **both**, and
-says when voice and words disagree ("I'm fine" said angrily).
+says when voice and words disagree ("I'm fine" said angrily). Where it is unsure, it says so.
+Try the real voices below first: actors the model never heard.
 
 <small>Model: MGCMA (multi-granularity cross-modal alignment, ICASSP 2025) on Whisper's audio encoder
 and MiniLM, trained on acted English speech (RAVDESS, 18 actors) and English Reddit comments
