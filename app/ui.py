@@ -69,15 +69,17 @@ def examples(gallery: str | None = None) -> list[list[str]]:
 MODALITY_NAMES = {"speech": "voice only", "text": "words only", "both": "voice and words"}
 
 
-def answers_markdown(answers: dict[str, dict[str, float]]) -> str:
-    """The three answers side by side, and the disagreement between voice and words called out."""
+def answers_markdown(answers: dict[str, dict[str, float]], not_sure_below: float = 0.0) -> str:
+    """The three answers side by side, each marked "not sure" below the model's threshold, and a
+    disagreement between voice and words called out when both are sure of their answer."""
     if not answers:
         return ""
     top = {m: max(p, key=p.get) for m, p in answers.items()}
-    cells = [f"**{MODALITY_NAMES[m]}**: {top[m]} ({100 * answers[m][top[m]]:.0f} %)" for m in ("speech", "text", "both")
-             if m in answers]
+    sure = {m: answers[m][top[m]] >= not_sure_below for m in answers}
+    cells = [f"**{MODALITY_NAMES[m]}**: {top[m]} ({100 * answers[m][top[m]]:.0f} %{'' if sure[m] else ', not sure'})"
+             for m in ("speech", "text", "both") if m in answers]
     line = " · ".join(cells)
-    if "speech" in top and "text" in top and top["speech"] != top["text"]:
+    if "speech" in top and "text" in top and top["speech"] != top["text"] and sure["speech"] and sure["text"]:
         line += (f"\n\n⚠ **The voice and the words disagree**: the words say *{top['text']}*, "
                  f"the voice says *{top['speech']}*.")
     return line
@@ -146,7 +148,7 @@ class App:
                 summary += (f"\n\n<small>W2 {pred.w2:.2f} is smaller than {closeness[1]:.0f} % of mismatched "
                             f"voice-text pairs of the reference set, and than {closeness[0]:.0f} % of matched ones "
                             "(the higher, the more voice and words agree).</small>")
-        answers = answers_markdown(pred.answers)
+        answers = answers_markdown(pred.answers, self.recognizer.config.not_sure_below)
         return (pred.probabilities, pred.transcript, heatmap, gaussians, umap,
                 summary + ("\n\n" + answers if answers else "") + "\n\n" + timing_line(pred.timings_ms))
 

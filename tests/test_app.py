@@ -53,18 +53,22 @@ def top(probabilities: dict) -> str:
     return max(probabilities, key=probabilities.get)
 
 
-@pytest.mark.parametrize("clip, text", [(HAPPY, "I just got the job, this is wonderful news."),
+@pytest.mark.parametrize("clip, text", [(ROOT / "app" / "examples" / "ravdess-neutral-actor20.flac", "Kids are talking by the door."),
+                                        (HAPPY, "I just got the job, this is wonderful news."),
                                         (HAPPY, "Everything is ruined and I hate all of you."),
                                         (SAD, "They cancelled everything without telling anyone.")])
 def test_the_summary_shows_the_three_answers_and_calls_out_a_disagreement(client, clip, text):
     answers = client.predict(handle_file(str(clip)), text, api_name="/predict")["answers"]
     *_, summary = client.predict(handle_file(str(clip)), text, api_name="/analyse")
+    threshold = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["not_sure_below"]
     for name, modality in (("voice only", "speech"), ("words only", "text"), ("voice and words", "both")):
-        shown = re.search(rf"\*\*{name}\*\*: (\w+) \((\d+) %\)", summary)
+        shown = re.search(rf"\*\*{name}\*\*: (\w+) \((\d+) %(, not sure)?\)", summary)
         assert shown, summary
-        assert shown.group(1) == top(answers[modality])
-        assert int(shown.group(2)) == round(100 * answers[modality][top(answers[modality])])
-    disagree = top(answers["speech"]) != top(answers["text"])
+        p = answers[modality][top(answers[modality])]
+        assert shown.group(1) == top(answers[modality]) and int(shown.group(2)) == round(100 * p)
+        assert bool(shown.group(3)) == (p < threshold)
+    sure = all(max(answers[m].values()) >= threshold for m in ("speech", "text"))
+    disagree = top(answers["speech"]) != top(answers["text"]) and sure
     assert ("voice and the words disagree" in summary) == disagree, summary
     if disagree:
         assert f"the words say *{top(answers['text'])}*, the voice says *{top(answers['speech'])}*" in summary
@@ -79,6 +83,11 @@ def test_answers_markdown_names_each_answer_and_only_a_real_disagreement():
     agree = answers_markdown({"speech": voice, "text": voice, "both": voice})
     assert "disagree" not in agree and agree.count("angry (70 %)") == 3
     assert answers_markdown({}) == ""
+    # words at chance (a sentence that carries no emotion): no disagreement to call out
+    flat = {"neutral": 0.24, "happy": 0.24, "angry": 0.27, "sad": 0.25}
+    unsure = answers_markdown({"speech": voice, "text": flat, "both": voice}, not_sure_below=0.5)
+    assert "**words only**: angry (27 %, not sure)" in unsure and "disagree" not in unsure
+    assert "**voice only**: angry (70 %)" in unsure
 
 
 def test_bad_input_gets_a_message_and_the_server_lives_on(client, tmp_path):
@@ -175,6 +184,31 @@ def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
         shot.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_browser_first_real_example_is_answered_right_with_its_attribution(running_app, tmp_path):
+    """A visitor's first minute: the real-voice gallery comes first, credited, and its first clip is
+    heard right."""
+    import csv
+    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
+        first = next(row for row in csv.DictReader(f) if row["gallery"] == "real")
+    _, url = running_app
+    shot = Path(os.environ.get("MGCMA_SCREENSHOT_REAL", tmp_path / "real.png"))
+    with app_page(url, 1300) as page:
+        gallery = page.locator("#examples_real")
+        gallery.get_by_text("RAVDESS").first.wait_for(timeout=60_000)       # the credit is on the page
+        assert "CC BY-NC-SA 4.0" in gallery.inner_text()
+        gallery.locator("[data-testid=dataset-cell-0-0]").click()            # the first row: clip and words
+        page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value.includes('Kids are talking'))",
+                               timeout=30_000)
+        page.locator("#run").click()
+        page.wait_for_function(f"document.querySelector('#summary').textContent.includes('{first['label']}')",
+                               timeout=120_000)
+        shown = page.locator("#label").inner_text().split("\n")     # the title, then the top label
+        assert shown[1].strip() == first["label"], shown
+        page.wait_for_timeout(1500)
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
 
 
 def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
