@@ -1,5 +1,5 @@
 """Readers for real corpora into Utterance records: RAVDESS, EmoDB and EMOVO (speech),
-GoEmotions (text), and any folder of clips whose labels are in their paths.
+GoEmotions and DailyDialog (text), and any folder of clips whose labels are in their paths.
 
 RAVDESS: 24 actors, two fixed emotion-free sentences, 8 emotions. In RAVDESS calm is not
 neutral: the 4-class set (neutral, happy, angry, sad) drops it. The speaker is the actor, the
@@ -13,7 +13,7 @@ import csv
 import re
 from pathlib import Path
 
-from .data import Utterance
+from .data import Utterance, same_text
 
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
                     "06": "fearful", "07": "disgust", "08": "surprised"}
@@ -72,19 +72,33 @@ def _wav_rows(root: Path):
         yield path, int(m.group(7)), RAVDESS_EMOTIONS[m.group(3)], RAVDESS_SENTENCES[m.group(5)]
 
 
+def read_dailydialog(root: str | Path, drop_train_twins: bool = False, report=print) -> list[Utterance]:
+    """DailyDialog's train / validation / test.csv (text, emotion, dialogue, turn) -> text-only
+    records with the corpus's own split; `drop_train_twins`: leave out the test turns whose text
+    occurs verbatim in train (upstream duplicates whole dialogues; most twins are short generic turns)."""
+    records = [r for split in ("train", "validation", "test") for r in text_rows(Path(root), "dailydialog", split)]
+    if drop_train_twins:
+        seen = {same_text(r.text) for r in records if r.split == "train"}
+        kept = [r for r in records if r.split != "test" or same_text(r.text) not in seen]
+        report(f"dailydialog: {len(records) - len(kept)} test turns occur verbatim in train and are left out")
+        records = kept
+    return records
+
+
 def read_goemotions(root: str | Path) -> list[Utterance]:
     """train.csv / validation.csv / test.csv (text, emotion) -> text-only records with their split."""
-    root = Path(root)
-    records = []
-    for split in ("train", "validation", "test"):
-        path = root / f"{split}.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing (GoEmotions needs train.csv, validation.csv, test.csv)")
-        with open(path, newline="", encoding="utf-8") as f:
-            for i, row in enumerate(csv.DictReader(f)):
-                records.append(Utterance(id=f"goemotions-{split}-{i}", path=None, text=row["text"], label=row["emotion"],
-                                         speaker="goemotions", split=split, corpus="goemotions"))
-    return records
+    return [r for split in ("train", "validation", "test") for r in text_rows(Path(root), "goemotions", split)]
+
+
+def text_rows(root: Path, corpus: str, split: str) -> list[Utterance]:
+    path = root / f"{split}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing ({corpus} needs train.csv, validation.csv, test.csv)")
+    with open(path, newline="", encoding="utf-8") as f:
+        return [Utterance(id=f"{corpus}-{split}-{i}", path=None, text=row["text"], label=row["emotion"], speaker=corpus,
+                          split=split, corpus=corpus,
+                          meta={k: row[k] for k in ("dialogue", "turn") if row.get(k) not in (None, "")})
+                for i, row in enumerate(csv.DictReader(f))]
 
 
 ACTED_CORPORA = ("emodb", "emovo")   # the shared folders' layout: manifest.csv with path, speaker, sex, emotion

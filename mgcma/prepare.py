@@ -6,6 +6,7 @@
   python -m mgcma.prepare folder DIR --out M.csv --label-from parent|grandparent|stem|regex:PATTERN
                           [--speaker-from ...] [--label-map W=angry,F=happy] [--transcribe]
   python -m mgcma.prepare goemotions DIR --out goemotions.csv
+  python -m mgcma.prepare dailydialog DIR --out dailydialog.csv [--drop-train-twins]
   python -m mgcma.prepare synthetic --out DIR [--size N] [--seed S]
   python -m mgcma.prepare manifest IN.csv --out OUT.csv [--asr SPEC]   (fills empty transcripts)
 """
@@ -17,7 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .corpora import ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_folder, read_goemotions, read_ravdess
+from .corpora import (ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_dailydialog, read_folder,
+                      read_goemotions, read_ravdess)
 from .data import read_iemocap, read_manifest, write_manifest
 from .synthetic import SyntheticConfig, generate
 
@@ -66,6 +68,10 @@ def main(argv=None) -> int:
     goemotions = sub.add_parser("goemotions", help="GoEmotions text (train/validation/test.csv), text-only rows")
     goemotions.add_argument("root", type=Path, help="folder with train.csv, validation.csv, test.csv")
     goemotions.add_argument("--out", type=Path, default=Path("goemotions.csv"), help="manifest (.csv or .jsonl)")
+    daily = sub.add_parser("dailydialog", help="DailyDialog turns (train/validation/test.csv), text-only rows")
+    daily.add_argument("root", type=Path, help="folder with train.csv, validation.csv, test.csv")
+    daily.add_argument("--out", type=Path, default=Path("dailydialog.csv"), help="manifest (.csv or .jsonl)")
+    daily.add_argument("--drop-train-twins", action="store_true", help="leave out test turns that occur verbatim in train")
     synth = sub.add_parser("synthetic", help="synthesise the offline eSpeak NG corpus")
     synth.add_argument("--out", type=Path, default=Path("data/synthetic"), help="output folder")
     synth.add_argument("--size", type=int, default=SyntheticConfig.size, help="number of utterances")
@@ -94,6 +100,9 @@ def main(argv=None) -> int:
                                   report=lambda msg: print(msg, file=sys.stderr))
             if args.transcribe:
                 records = fill_transcripts(records, args.transcribe)
+            path = write_manifest(records, args.out)
+        elif args.source == "dailydialog":
+            records = read_dailydialog(args.root, args.drop_train_twins, report=lambda msg: print(msg, file=sys.stderr))
             path = write_manifest(records, args.out)
         elif args.source == "goemotions":
             records = read_goemotions(args.root)

@@ -139,3 +139,34 @@ def test_shared_acted_corpora_counts(tmp_path, corpus, n, speakers, sad):
     assert len(records) == n and len({r.speaker for r in records}) == speakers
     assert sum(r.label == "sad" for r in records) == sad and not any(r.text for r in records)
     assert all(Path(r.path).is_file() for r in records[:5])
+
+
+def test_dailydialog_keeps_its_splits_and_can_drop_test_turns_seen_in_train(tmp_path, capsys):
+    root = tmp_path / "dd"
+    root.mkdir()
+    header = "text,emotion,dialogue,turn,raw_text\n"
+    (root / "train.csv").write_text(header + "Hello there.,neutral,0,0,x\nI am so happy!,happy,0,1,x\n")
+    (root / "validation.csv").write_text(header + "Hello there.,neutral,0,0,x\n")
+    (root / "test.csv").write_text(header + "hello   THERE.,neutral,3,0,x\nWhy would you do that?,angry,3,1,x\n")
+    out = tmp_path / "dd.csv"
+    assert prepare(["dailydialog", str(root), "--out", str(out)]) == 0
+    records = read_manifest(out)
+    assert [(r.split, r.path, r.label) for r in records] == [("train", None, "neutral"), ("train", None, "happy"),
+                                                             ("validation", None, "neutral"), ("test", None, "neutral"),
+                                                             ("test", None, "angry")]
+    assert records[4].meta == {"dialogue": "3", "turn": "1"}
+    assert prepare(["dailydialog", str(root), "--out", str(out), "--drop-train-twins"]) == 0
+    kept = read_manifest(out)
+    # the twin differs only in case and spacing; validation keeps its copy (only test turns are filtered)
+    assert [r.text for r in kept if r.split == "test"] == ["Why would you do that?"] and len(kept) == 4
+    assert "1 test turns occur verbatim in train" in capsys.readouterr().err
+
+
+@needs_shared
+def test_shared_dailydialog_counts(tmp_path):
+    out = tmp_path / "dd.csv"
+    assert prepare(["dailydialog", str(SHARED / "dailydialog"), "--out", str(out), "--drop-train-twins"]) == 0
+    records = read_manifest(out)
+    splits = {s: sum(r.split == s for r in records) for s in ("train", "validation", "test")}
+    assert splits["train"] == 85110 and splits["validation"] == 7948
+    assert 7560 - 2334 - 200 <= splits["test"] < 7560     # the README: 2,334 of 7,560 test turns have a train twin
