@@ -10,7 +10,8 @@ from mgcma.prepare import main as prepare
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "ravdess" / "manifest.csv").is_file(),
-                                  reason="../shared/data (RAVDESS, GoEmotions) is not on this machine; the data is never committed")
+                                  reason="../shared/data (your copies of the corpora) is not beside this checkout; "
+                                         "the data is never committed")
 
 
 def test_original_wav_names_give_labels_actors_and_emobox_folds(tmp_path):
