@@ -70,8 +70,8 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
 def summarise(cfg, fold_metrics: list[dict]) -> dict:
     ua = np.array([m["UA"] for m in fold_metrics])
     wa = np.array([m["WA"] for m in fold_metrics])
-    summary = dict(folds=[{k: m[k] for k in ("fold", "test_group", "WA", "UA", "n_test", "best_epoch")}
-                          for m in fold_metrics],
+    summary = dict(folds=[{k: m[k] for k in ("fold", "test_group", "WA", "UA", "recall", "confusion_matrix", "n_test",
+                                             "best_epoch")} for m in fold_metrics],
                    WA_mean=float(wa.mean()), WA_std=float(wa.std()), UA_mean=float(ua.mean()),
                    UA_std=float(ua.std()), config=dataclasses.asdict(cfg))
     labels = fold_metrics[0]["labels"]

@@ -103,6 +103,9 @@ def test_leave_one_corpus_out_never_trains_or_selects_on_the_held_out_corpus(cor
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert runs["plain"]["n_test"] == 16 and runs["plain"]["confusion_matrix"] != runs["scrambled"]["confusion_matrix"]
     assert "recall %" in (tmp_path / "run-plain" / "results.md").read_text()
+    [held_out] = json.loads((tmp_path / "run-plain" / "summary.json").read_text())["folds"]
+    assert held_out["test_group"] == "one" and held_out["confusion_matrix"] == runs["plain"]["confusion_matrix"]
+    assert set(held_out["recall"]) == set(runs["plain"]["labels"])
 
 
 def test_a_manifest_with_one_speaker_in_two_folds_is_refused(corpus, tmp_path):
