@@ -2,6 +2,8 @@
 probability over time (a step per utterance, gaps where nobody speaks)."""
 from __future__ import annotations
 
+from mgcma.calibration import top_two
+
 from .figure3 import PALETTE
 
 
@@ -36,6 +38,6 @@ def timeline_plotly(segments: list[dict], labels: list[str]):
 def verdict(segment: dict, percent: bool = True) -> str:
     """"angry 81 %", or "not sure: neutral 41 % or sad 35 %" (without the percentages: "angry",
     "not sure: neutral or sad")."""
-    (first, p1), (second, p2) = sorted(segment["probabilities"].items(), key=lambda kv: -kv[1])[:2]
+    (first, p1), (second, p2) = top_two(segment["probabilities"])
     a, b = (f"{first} {100 * p1:.0f} %", f"{second} {100 * p2:.0f} %") if percent else (first, second)
     return f"not sure: {a} or {b}" if segment.get("not_sure") else a

@@ -18,6 +18,7 @@ from analysis.views import prediction_views
 from analysis.word_times import WordTimer
 from mgcma.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
+from mgcma.calibration import top_two
 from mgcma.live import LiveConfig, LiveTake, live_label
 from mgcma.predict import EmotionRecognizer, InputError
 from mgcma.segments import SegmentConfig, classify_segments
@@ -88,7 +89,7 @@ def answers_markdown(answers: dict[str, dict[str, float]], not_sure_below: float
 def verdict_markdown(probabilities: dict[str, float], not_sure: bool, threshold: float | None = None) -> str:
     """The answer, or "not sure" with the top two when the top probability is below the model's
     threshold (explained where `threshold` is given)."""
-    (first, p1), (second, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
+    (first, p1), (second, p2) = top_two(probabilities)
     if not not_sure:
         return f"**{first}** ({100 * p1:.0f} %)"
     why = "" if threshold is None else (f" <small>(answers below {100 * threshold:.0f} % were more often wrong "

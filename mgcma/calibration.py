@@ -71,6 +71,11 @@ def not_sure_threshold(probs: np.ndarray, targets: np.ndarray) -> float:
     return 0.0 if k == 0 else float((top[order][k - 1] + (top[order][k] if k < len(top) else 1.0)) / 2)
 
 
+def top_two(probabilities: dict[str, float]) -> list[tuple[str, float]]:
+    """The two likeliest labels with their probabilities: what a "not sure" answer names."""
+    return sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
+
+
 def accuracy_coverage(probs: np.ndarray, targets: np.ndarray, thresholds=None) -> list[dict]:
     """For each threshold: the share of clips answered (top probability >= threshold) and the accuracy on them."""
     top, right = probs.max(1), probs.argmax(1) == np.asarray(targets)

@@ -157,9 +157,10 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 def read_folder(root: str | Path, label_from: str = "parent", speaker_from: str | None = None,
                 label_map: dict[str, str] | None = None, report=print) -> list[Utterance]:
     """Any corpus laid out as a folder of clips: the label (and the speaker) read from each clip's
-    path (the manifest's file name then names the corpus). `label_map` renames labels (W -> angry); a label mapped to "" drops the clip. Clips whose
-    label or speaker cannot be read are skipped and counted. Without a speaker, each clip is its
-    own speaker, and the report says that no split can then be speaker-independent."""
+    path (the manifest's file name then names the corpus). `label_map` renames labels (W -> angry);
+    a label mapped to "" drops the clip. Clips whose label or speaker cannot be read are skipped and
+    counted. Without a speaker, each clip is its own speaker, and the report says that no split can
+    then be speaker-independent."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")

@@ -2,7 +2,7 @@
 
   python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
                            [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
-                           [--by sex] [--normalise none|corpus|speaker] [--out FILE.json]
+                           [--by sex] [--normalise none|corpus|speaker|enrolment] [--out FILE.json]
 
 Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
@@ -176,7 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
     parser.add_argument("--by", default=None, help="also score per value of this manifest column (e.g. sex)")
     parser.add_argument("--normalise", default="none", choices=NORMALISE,
-                        help="hear each voice relative to the unlabeled speech of all scored clips or of its speaker")
+                        help="hear each voice relative to the unlabeled speech of all scored clips, of its speaker, or "
+                             f"of its speaker's first {ENROL_CLIPS} neutral clips (enrolment; not scored)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = parser.parse_args(argv)

@@ -223,11 +223,6 @@ class MGCMAOutput:
         """Calibrated probabilities (B, C)."""
         return (self.logits.float() / self.temperature).softmax(-1)
 
-    @property
-    def raw_probs(self):
-        """softmax(logits), before calibration."""
-        return self.logits.float().softmax(-1)
-
 
 class MGCMA(nn.Module):
     def __init__(self, config: ModelConfig, pretrained: bool = True, load_frozen: bool = True):

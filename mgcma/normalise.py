@@ -11,7 +11,7 @@ x' = x - mean(reference) + mean(training); with no reference nothing changes. No
 An *enrolment* (the speaker speaking calmly) is moved onto the training clips labelled neutral.
 A reference that is all one emotion carries that emotion in its mean, and moving it away
 pulls the answers towards the training mix: the wider the reference, the safer (measured in
-the README's cross-corpus section).
+docs/cross-corpus.md).
 
   python -m mgcma.normalise --checkpoint DIR --manifest TRAIN.csv [--split train]   (writes DIR/speech_stats.npz)
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +34,18 @@ class SpeechMean:
     total: np.ndarray | None = None
     frames: int = 0
     clips: int = 0
-    seconds: float = field(default=0.0)
+    seconds: float = 0.0
 
     def add(self, frames: torch.Tensor, seconds: float = 0.0) -> None:
         """frames: (T, D) of one clip."""
         summed = frames.double().sum(0).cpu().numpy()
         self.total = summed if self.total is None else self.total + summed
         self.frames, self.clips, self.seconds = self.frames + len(frames), self.clips + 1, self.seconds + seconds
+
+    def merge(self, other: "SpeechMean") -> None:
+        """Add another mean's frames to this one."""
+        self.total = other.total.copy() if self.total is None else self.total + other.total
+        self.frames, self.clips, self.seconds = self.frames + other.frames, self.clips + other.clips, self.seconds + other.seconds
 
     @property
     def mean(self) -> np.ndarray:
@@ -108,16 +113,11 @@ def main(argv=None) -> int:
             print(f"{r.path}: {e}; skipped", file=sys.stderr)
             continue
         for name in ("all", r.label):   # the label only sorts the training clips (the enrolment's target)
-            merge(means.setdefault(name, SpeechMean()), clip)
+            means.setdefault(name, SpeechMean()).merge(clip)
     path = save_means(means, Path(args.checkpoint) / STATS_FILE)
     print(f"wrote {path}: mean of {means['all'].frames} frames of {means['all'].clips} clips "
           f"({means['all'].seconds / 60:.1f} min), and per label: " + ", ".join(f"{k} {v.clips}" for k, v in means.items() if k != "all"))
     return 0
-
-
-def merge(into: SpeechMean, other: SpeechMean) -> None:
-    into.total = other.total.copy() if into.total is None else into.total + other.total
-    into.frames, into.clips, into.seconds = into.frames + other.frames, into.clips + other.clips, into.seconds + other.seconds
 
 
 if __name__ == "__main__":

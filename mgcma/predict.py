@@ -22,6 +22,7 @@ import torch
 from .asr import ASRError, load_asr
 from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
+from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
 from .normalise import STATS_FILE, SpeechMean, load_means, mixed_frames, shift
@@ -57,7 +58,7 @@ class Prediction:
 
     @property
     def top_two(self) -> list[tuple[str, float]]:
-        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:2]
+        return top_two(self.probabilities)
 
     def to_json(self) -> dict:
         return dict(label=self.label, probabilities=self.probabilities, not_sure=self.not_sure,
