@@ -223,7 +223,7 @@ class App:
             gr.Markdown(INTRO)
             with gr.Row():
                 with gr.Column(scale=2):
-                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="speech")
                     text = gr.Textbox(label="Transcript (filled in by Whisper; edit it if you like)", lines=2,
                                       placeholder="leave empty to let Whisper transcribe the clip")
                     with gr.Row():

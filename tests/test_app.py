@@ -159,6 +159,13 @@ def app_page(url: str, height: int, flags: tuple = ()):
         browser.close()
 
 
+def upload(page, component: str, path: Path) -> None:
+    """Choose a file and wait until the upload has reached the server (the player appears only then):
+    a click sent before that finds no audio."""
+    page.locator(f"{component} input[type=file]").set_input_files(str(path))
+    page.locator(f"{component} audio").first.wait_for(state="attached", timeout=60_000)
+
+
 def long_recording(path: Path, clips: int = 3) -> Path:
     """The project's own synthetic clips with pauses between them, as one file."""
     import numpy as np
@@ -174,7 +181,7 @@ def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
     _, url = running_app
     shot = Path(os.environ.get("MGCMA_SCREENSHOT", tmp_path / "app.png"))
     with app_page(url, 1700) as page:
-        page.locator("input[type=file]").first.set_input_files(str(HAPPY))
+        upload(page, "#speech", HAPPY)
         page.get_by_label("Transcript").fill("I just got the job, this is wonderful news.")
         page.locator("#run").click()
         page.locator("#label").get_by_text(re.compile("|".join(LABELS))).first.wait_for(timeout=60_000)
@@ -217,7 +224,7 @@ def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
     _, url = running_app
     shot = Path(os.environ.get("MGCMA_SCREENSHOT_LONG", tmp_path / "long.png"))
     with app_page(url, 1000) as page:
-        page.locator("#long_audio input[type=file]").set_input_files(str(long))
+        upload(page, "#long_audio", long)
         page.locator("#run_long").click()
         page.locator("#timeline .js-plotly-plot").first.wait_for(timeout=120_000)
         page.wait_for_function("document.querySelector('#segments').textContent.match(/neutral|happy|angry|sad/)",
