@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.ui import create_app  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT  # noqa: E402
+from mgcma.predict import DEFAULT_CHECKPOINT, add_precision_argument  # noqa: E402
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -32,13 +32,14 @@ def main(argv=None):
                         help="auto (the model's own Whisper, one encoder pass; else the bundled tiny.en) | shared | "
                              "faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one) | cpu | cuda")
+    add_precision_argument(parser)
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (0.0.0.0 exposes it to your network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     limit_malloc_arenas()
-    demo = create_app(args.checkpoint, args.asr, args.device)
+    demo = create_app(args.checkpoint, args.asr, args.device, precision=args.precision)
     # uploads beyond 50 MB are refused by the server before they reach the model
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 

@@ -294,7 +294,8 @@ class App:
         return [timeline, table, choice, recording]
 
 
-def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2) -> gr.Blocks:
+def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2,
+               precision: str = "float32") -> gr.Blocks:
     """Load the model and the ASR once, build the UI, queue requests."""
-    demo = App(EmotionRecognizer(checkpoint, asr, device)).build()
+    demo = App(EmotionRecognizer(checkpoint, asr, device, precision=precision)).build()
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)

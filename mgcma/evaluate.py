@@ -29,7 +29,7 @@ from .checkpoint import CheckpointError
 from .data import ManifestError, read_manifest
 from .metrics import classification_metrics
 from .normalise import SpeechMean
-from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
+from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError, add_precision_argument
 from .steps import confidence_scores
 
 
@@ -179,6 +179,7 @@ def main(argv=None) -> int:
                         help="hear each voice relative to the unlabeled speech of all scored clips, of its speaker, or "
                              f"of its speaker's first {ENROL_CLIPS} neutral clips (enrolment; not scored)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_precision_argument(parser)
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
@@ -187,7 +188,7 @@ def main(argv=None) -> int:
     problems = []
     try:
         records = read_manifest(args.manifest, errors=problems)
-        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
+        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
     except (ManifestError, CheckpointError, ASRError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
           f"{c['temperature']:.2f}; answered {100 * c['answered']:.0f} % (not sure below {c['not_sure_below']:.2f}), "
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
-                   modality=args.modality, condition=args.condition, normalise=args.normalise, checkpoint=args.checkpoint,
+                   modality=args.modality, condition=args.condition, normalise=args.normalise,
+                   precision=recognizer.precision, checkpoint=args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}

@@ -312,7 +312,8 @@ class MGCMA(nn.Module):
         if features.dim() == 3:
             return features
         w = self.speech_layer_logits.softmax(0).to(features.dtype)
-        return torch.einsum("btld,l->btd", F.layer_norm(features, features.shape[-1:]), w)
+        width = (self.speech_encoder.config.hidden_size,)   # a constant, so that the ONNX export needs no shape op
+        return torch.einsum("btld,l->btd", F.layer_norm(features, width), w)
 
     def encode_text(self, input_ids, text_mask):
         """input_ids, text_mask: (B, Tt) -> (B, Tt, D_enc)."""

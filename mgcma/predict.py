@@ -1,6 +1,7 @@
 """Inference: one utterance in, the emotion and everything needed to explain it out.
 
   python -m mgcma.predict --audio clip.wav [--text "..."] [--checkpoint DIR] [--asr SPEC] --json
+  python -m mgcma.predict --backend onnx --checkpoint ONNX_DIR --audio clip.wav     (mgcma/onnx_backend.py)
 
 The model and the ASR are loaded once (EmotionRecognizer) and reused for every request. With
 --asr auto (the default) a model whose speech encoder is Whisper's transcribes with the same
@@ -26,6 +27,7 @@ from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
 from .normalise import STATS_FILE, SpeechMean, load_means, mixed_frames, shift
+from .precision import PRECISIONS, set_precision
 from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
@@ -78,9 +80,14 @@ def pick_device(device: str = "auto") -> str:
 
 class EmotionRecognizer:
     def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "auto",
-                 device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0)):
+                 device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0), precision: str = "float32"):
+        """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/precision.py)."""
         self.device = pick_device(device)
-        self.model = load_model(checkpoint, self.device)
+        self.precision = precision
+        try:
+            self.model = set_precision(load_model(checkpoint, self.device), self.precision, self.device)
+        except ValueError as e:
+            raise InputError(str(e)) from None
         self.config = self.model.config
         self.tokenizer = load_tokenizer(self.config, checkpoint)
         self.asr = self.make_asr(asr) if self.config.uses_text else None
@@ -248,15 +255,23 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
     parser.add_argument("--asr", default="auto", help="auto | shared | faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH | none")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_precision_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--segments", action="store_true",
                         help="a long recording: split it into utterances by voice activity and classify each")
     parser.add_argument("--max-minutes", type=float, default=60.0, help="with --segments: refuse longer recordings")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                        help="onnx: --checkpoint is a directory written by python -m mgcma.export (no PyTorch needed)")
     args = parser.parse_args(argv)
+    if args.backend == "onnx":
+        from .onnx_backend import main as onnx_main
+        asr = "faster-whisper" if args.asr in ("auto", "shared") else args.asr
+        return onnx_main(["--onnx", args.checkpoint, "--audio", args.audio, "--asr", asr]
+                         + (["--text", args.text] if args.text is not None else []) + (["--json"] if args.json else []))
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # stderr carries the one-line error and nothing else
     try:
-        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device)
+        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
         if args.segments:
             return print_segments(recognizer, args)
         result = recognizer.predict(args.audio, args.text)
@@ -275,6 +290,12 @@ def main(argv=None) -> int:
         for note in result.warnings:
             print(f"note: {note}")
     return 0
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="of the pretrained encoders: float32, or int8 on the CPU (faster encoders, 1-3 UA points "
+                             "lower on unheard corpora: docs/performance.md)")
 
 
 def print_segments(recognizer, args) -> int:

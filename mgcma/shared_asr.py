@@ -7,11 +7,13 @@ model, and its last layer goes to the CTranslate2 decoder of the same Whisper.
 Whisper's decoder was trained on 30-s windows, mostly speech followed by silence; given the clip's
 frames alone it repeats itself or stops early. So the frames of 20 s of silence follow the clip's,
 taken from one encoding of 30 s of silence made once (positions T..T+S, so their positional
-embeddings are right). Where the decoder is unsure or loops (faster-whisper's own tests: a mean
-log-probability per token below -1, or a transcript that compresses too well, gzip ratio > 2.4),
-the clip is transcribed again the standard way: padded to 30 s, encoded by CTranslate2 and decoded,
-at the cost of ASR alone. benchmarks/shared_pass.py measures the cost, how often that happens and
-the word error rate against faster-whisper on the same Whisper.
+embeddings are right). The decoder first runs greedy; where that transcript is longer than
+8 tokens a second of speech (a loop), unsure or repetitive (faster-whisper's own tests: a mean log-probability per
+token below -1, or a transcript that compresses too well, gzip ratio > 2.4, or one that reaches
+the cap), it decodes again with a beam of 5, and if still unsure the clip is transcribed the
+standard way: padded to 30 s, encoded by CTranslate2 and decoded, at the cost of ASR alone.
+benchmarks/shared_pass.py measures the cost, how often that happens and the word error rate
+against faster-whisper on the same Whisper.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .asr import torch_threads_kept
 from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, embedded_whisper_dir, log_mel
 
 MAX_SECONDS = 30.0
@@ -30,8 +33,8 @@ MAX_SECONDS = 30.0
 @dataclass
 class SharedASRConfig:
     silence_seconds: float = 20.0   # of cached silence after the clip (capped at 30 s in all)
-    beam_size: int = 5
     max_tokens: int = 224
+    tokens_per_second: float = 8.0  # a greedy transcript longer than this (plus 10) is a loop: no one speaks that fast
     language: str = "en"
     max_compression: float = 2.4    # above it the transcript is a loop: transcribe the standard way
     min_log_prob: float = -1.0      # below it (mean per token) the decoder is unsure: the same (faster-whisper's thresholds)
@@ -71,9 +74,10 @@ class SharedWhisperASR:
         self.model, self.encoder, self.config = model, model.speech_encoder, config
         self.name = f"Whisper decoder ({directory}) over MGCMA's encoder pass"
         on_gpu = device.startswith("cuda")
-        self.decoder = ctranslate2.models.Whisper(str(directory), device="cuda" if on_gpu else "cpu",
-                                                  compute_type="float16" if on_gpu else "int8",
-                                                  intra_threads=0 if on_gpu else config.decoder_threads)
+        with torch_threads_kept():
+            self.decoder = ctranslate2.models.Whisper(str(directory), device="cuda" if on_gpu else "cpu",
+                                                      compute_type="float16" if on_gpu else "int8",
+                                                      intra_threads=0 if on_gpu else config.decoder_threads)
         hf = tokenizers.Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
         multilingual = self.decoder.is_multilingual
         self.tokenizer = Tokenizer(hf, multilingual, task="transcribe" if multilingual else None,
@@ -100,24 +104,32 @@ class SharedWhisperASR:
         last = features[:, :, -1] if features.dim() == 4 else features     # (1, T, d): the final norm's output
         T = last.shape[1]
         S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
-        text, log_prob = self.decode(torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1))
-        unsure = compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob
-        if unsure:
-            self.fallbacks += 1
-            text, _ = self.decode(whisper_mel(wave, self.encoder.config.n_mels))   # CTranslate2 encodes it
-        return features, mask, text
-    def decode(self, frames: torch.Tensor) -> tuple[str, float]:
+        frames = torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1)
+        words_at_most = int(10 + self.config.tokens_per_second * len(wave) / 16000)
+        text, log_prob, n = self.decode(frames, 1, 2 * words_at_most + len(self.prompt))   # greedy: a loop costs little
+        if n < words_at_most and not self.unsure(text, log_prob):
+            return features, mask, text
+        text, log_prob, _ = self.decode(frames, 5, self.config.max_tokens)   # a cap would change the beam's choice
+        if not self.unsure(text, log_prob):
+            return features, mask, text
+        self.fallbacks += 1
+        text, _, _ = self.decode(whisper_mel(wave, self.encoder.config.n_mels), 5, self.config.max_tokens)
+        return features, mask, text   # CTranslate2 encoded the padded clip itself
+
+    def unsure(self, text: str, log_prob: float) -> bool:
+        return compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob
+    def decode(self, frames: torch.Tensor, beam_size: int, max_length: int) -> tuple[str, float, int]:
         """(1, S, d) encoder output, or (1, n_mels, 3000) a padded log-mel -> text, its mean
-        log-probability per token."""
+        log-probability per token, and its number of tokens."""
         import ctranslate2
         array = np.ascontiguousarray(frames.float().cpu().numpy())
         features = ctranslate2.StorageView.from_array(array)
         if self.decoder.device == "cuda":
             features = features.to_device(ctranslate2.Device.cuda)
-        result = self.decoder.generate(features, [self.prompt], beam_size=self.config.beam_size,
-                                       max_length=self.config.max_tokens, return_scores=True)[0]
+        result = self.decoder.generate(features, [self.prompt], beam_size=beam_size, max_length=max_length,
+                                       return_scores=True)[0]
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        return self.tokenizer.decode(tokens).strip(), float(result.scores[0])
+        return self.tokenizer.decode(tokens).strip(), float(result.scores[0]), len(tokens)
 
     def __call__(self, wave: np.ndarray) -> str:
         """The transcript alone (the ASR interface)."""

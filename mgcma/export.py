@@ -1,0 +1,161 @@
+"""Export a checkpoint to ONNX, for inference without PyTorch (mgcma/onnx_backend.py).
+
+  python -m mgcma.export --checkpoint DIR --onnx OUT_DIR [--check CLIP ...]
+
+Three graphs, as the PyTorch path runs them: the speech encoder (log-mel in, every hidden state
+out), the text encoder (token ids in), and MGCMA's head (the alignment modules and the
+classifier, over the encoders' outputs). The encoders run once per request and the head once per
+answer (voice and words, voice only, words only: a hidden side is an all-False mask). Every
+length axis is dynamic: a clip is encoded at its own length, never padded to 30 s.
+
+OUT_DIR holds speech.onnx, text.onnx, head.onnx, config.json (the checkpoint's), tokenizer.json,
+Whisper's mel filters, and speech_stats.npz where the checkpoint has it. Only Whisper speech encoders are exported (their
+log-mel front end is rewritten in numpy); wav2vec2's raw-audio front end is not.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
+from .model import MGCMA
+from .normalise import STATS_FILE
+from .onnx_backend import MEL_FILTERS
+from .whisper_encoder import WhisperAudioEncoder
+
+OPSET = 18
+HEAD_OUTPUTS = ("logits", "w2", "speech_to_text_attn", "text_to_speech_attn")
+
+
+class SpeechGraph(nn.Module):
+    """(1, M, L) log-mel, (1,) its length -> (1, T, S, D) every hidden state (S = 1 unless the
+    model mixes layers), (1, T) frame mask, (1, T, D) the last layer (what Whisper's decoder reads)."""
+
+    def __init__(self, model: MGCMA):
+        super().__init__()
+        self.encoder, self.weighted = model.speech_encoder, model.config.speech_layers == "weighted"
+
+    def forward(self, mel, mel_lengths):
+        out = self.encoder(mel, mel_lengths, output_hidden_states=self.weighted)
+        last = out.last_hidden_state
+        states = torch.stack((*out.hidden_states, last), dim=2) if self.weighted else last[:, :, None]  # (1, T, S, D)
+        return states, out.mask, last
+
+
+class TextGraph(nn.Module):
+    """(1, Tt) token ids and attention mask (int64) -> (1, Tt, Dt)."""
+
+    def __init__(self, model: MGCMA):
+        super().__init__()
+        self.encoder = model.text_encoder
+
+    def forward(self, input_ids, attention_mask):
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class HeadGraph(nn.Module):
+    """The encoders' outputs (and the voice's normalisation shift, zeros for none) -> logits,
+    W2 between the speech and text Gaussians, and both cross-attention maps."""
+
+    def __init__(self, model: MGCMA):
+        super().__init__()
+        self.model, self.weighted = model, model.config.speech_layers == "weighted"
+
+    def forward(self, speech_features, speech_mask, text_features, text_mask, speech_shift):
+        features = speech_features if self.weighted else speech_features[:, :, 0]
+        out = self.model(speech_features=features, speech_mask=speech_mask, text_features=text_features,
+                         text_mask=text_mask, speech_shift=speech_shift)
+        return tuple(getattr(out, name) for name in HEAD_OUTPUTS)
+
+
+def example_inputs(model: MGCMA) -> dict[str, tuple]:
+    """Small inputs of the right kinds, which trace every graph."""
+    c, enc = model.config, model.speech_encoder
+    frames, tokens = 50, 8
+    mel = torch.randn(1, enc.config.n_mels, 2 * frames)
+    with torch.inference_mode():
+        states, mask, _ = SpeechGraph(model)(mel, torch.tensor([2 * frames]))
+    d_text = model.text_encoder.config.hidden_size
+    ids = torch.randint(1000, 2000, (1, tokens))
+    return dict(speech=(mel, torch.tensor([2 * frames])), text=(ids, torch.ones_like(ids)),
+                head=(states.clone(), mask.clone(), torch.randn(1, tokens, d_text),
+                      torch.ones(1, tokens, dtype=torch.bool), torch.zeros(1, enc.config.hidden_size)))
+
+
+def graph_specs(model: MGCMA) -> dict:
+    """name -> (module, input names, output names, dynamic axes)."""
+    T, L, Tt = "frames", "mel_frames", "tokens"
+    return {
+        "speech": (SpeechGraph(model), ["mel", "mel_lengths"], ["speech_features", "speech_mask", "last_hidden_state"],
+                   {"mel": {2: L}, "speech_features": {1: T}, "speech_mask": {1: T}, "last_hidden_state": {1: T}}),
+        "text": (TextGraph(model), ["input_ids", "attention_mask"], ["text_features"],
+                 {"input_ids": {1: Tt}, "attention_mask": {1: Tt}, "text_features": {1: Tt}}),
+        "head": (HeadGraph(model), ["speech_features", "speech_mask", "text_features", "text_mask", "speech_shift"],
+                 list(HEAD_OUTPUTS),
+                 {"speech_features": {1: T}, "speech_mask": {1: T}, "text_features": {1: Tt}, "text_mask": {1: Tt},
+                  "speech_to_text_attn": {2: T, 3: Tt}, "text_to_speech_attn": {2: Tt, 3: T}}),
+    }
+
+
+def check_exportable(model: MGCMA) -> None:
+    c = model.config
+    if c.modality != "both" or not c.use_dist or not c.use_token:
+        raise CheckpointError("ONNX export covers the full two-modality model (voice and words, every alignment "
+                              f"module); this one has modality={c.modality!r}, use_dist={c.use_dist}, use_token={c.use_token}")
+    if not isinstance(model.speech_encoder, WhisperAudioEncoder):
+        raise CheckpointError("ONNX export needs a Whisper speech encoder (its log-mel front end is rewritten in "
+                              f"numpy); this model's is {type(model.speech_encoder).__name__}")
+
+
+def export(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the three graphs and what the ONNX backend reads beside them into `out`."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    model = load_model(checkpoint, "cpu")
+    check_exportable(model)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = example_inputs(model)
+    for name, (module, input_names, output_names, axes) in graph_specs(model).items():
+        (out / f"{name}.onnx.data").unlink(missing_ok=True)   # an older export's weights, which would mislead
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")   # the tracer's notes on Python control flow it has resolved
+            torch.onnx.export(module.eval(), inputs[name], str(out / f"{name}.onnx"), input_names=input_names,
+                              output_names=output_names, dynamic_axes=axes, opset_version=OPSET, dynamo=True,
+                              external_data=False, verbose=False)
+    shutil.copy(checkpoint / CONFIG_FILE, out / CONFIG_FILE)
+    from whisper.audio import mel_filters
+    np.save(out / MEL_FILTERS, mel_filters("cpu", model.speech_encoder.config.n_mels).numpy())
+    load_tokenizer(model.config, checkpoint).backend_tokenizer.save(str(out / "tokenizer.json"))
+    if (checkpoint / STATS_FILE).is_file():
+        shutil.copy(checkpoint / STATS_FILE, out / STATS_FILE)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.export", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="model directory")
+    parser.add_argument("--onnx", required=True, help="output directory for the ONNX graphs")
+    parser.add_argument("--check", nargs="*", default=[], help="clips to compare with PyTorch after the export")
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.checkpoint, args.onnx)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
+    if args.check:
+        from .onnx_backend import compare_with_torch
+        diff = compare_with_torch(args.checkpoint, out, args.check)
+        print(f"largest probability difference from PyTorch (float32) over {len(args.check)} clip(s), "
+              f"with and without words: {diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

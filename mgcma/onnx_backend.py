@@ -1,0 +1,168 @@
+"""Inference from an ONNX export (mgcma/export.py) with onnxruntime, numpy and the tokenizer: no PyTorch.
+
+  python -m mgcma.onnx_backend --onnx DIR --audio clip.wav [--text "..."] [--asr faster-whisper|none] [--json]
+  python -m mgcma.predict --backend onnx --checkpoint DIR ...      (the same, through the usual CLI)
+
+The request is the PyTorch path's (mgcma/predict.py): the clip is read, resampled and cleaned up
+by mgcma/audio.py, Whisper's log-mel front end is computed here in numpy, each encoder runs once
+and the head once per answer. Transcripts come from faster-whisper's tiny.en (CTranslate2, no
+PyTorch either); the shared encoder pass of mgcma/shared_asr.py is PyTorch's only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
+from .config import ModelConfig
+
+N_FFT, HOP = 400, 160
+MEL_FILTERS = "mel_filters.npy"
+
+
+def log_mel(wave: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """openai-whisper's log_mel_spectrogram in numpy: (N,) 16 kHz -> (M, N // 160), unpadded."""
+    padded = np.pad(wave.astype(np.float32), N_FFT // 2, mode="reflect")       # torch.stft's center=True
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)   # periodic Hann
+    n_frames = 1 + (len(padded) - N_FFT) // HOP
+    index = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]      # (frames, N_FFT)
+    power = np.abs(np.fft.rfft(padded[index] * window, axis=-1)).T[:, :-1] ** 2  # (N_FFT/2 + 1, frames - 1)
+    log_spec = np.log10(np.maximum(filters @ power, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+class OnnxRecognizer:
+    """`predict(audio, text)` -> the same answer as EmotionRecognizer.predict, as a dict (its to_json)."""
+
+    def __init__(self, directory: str | Path, asr: str = "faster-whisper", threads: int = 0,
+                 limits: AudioLimits = AudioLimits(max_seconds=20.0)):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+        self.directory = Path(directory)
+        if not (self.directory / "head.onnx").is_file():
+            raise FileNotFoundError(f"{self.directory} holds no ONNX export: write one with "
+                                    f"python -m mgcma.export --checkpoint CHECKPOINT --onnx {self.directory}")
+        self.config = ModelConfig.load(self.directory / "config.json")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.sessions = {name: ort.InferenceSession(str(self.directory / f"{name}.onnx"), options,
+                                                    providers=["CPUExecutionProvider"]) for name in ("speech", "text", "head")}
+        self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
+        self.tokenizer.enable_truncation(self.config.max_text_tokens)
+        self.filters = np.load(self.directory / MEL_FILTERS)
+        self.limits = limits
+        self.asr = None
+        if asr != "none":
+            from .asr import load_asr
+            self.asr = load_asr(asr, "cpu")
+
+    def load(self, audio) -> np.ndarray:
+        """A path, a (sample_rate, array) pair, or a 16 kHz array -> the clip as the model hears it."""
+        if audio is None:
+            raise AudioError("no audio: record or upload a clip")
+        if isinstance(audio, (str, Path)):
+            wave = load_audio(audio, self.limits)
+        elif isinstance(audio, tuple):
+            wave = prepare_waveform(audio[1], audio[0], self.limits)
+        else:
+            wave = prepare_waveform(audio, SAMPLE_RATE, self.limits)
+        return clean_speech(wave, self.config.hygiene) if self.config.hygiene is not None else wave
+
+    def encode_speech(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mel = log_mel(wave, self.filters)[None]                                      # (1, M, L)
+        features, mask, _ = self.sessions["speech"].run(None, {"mel": mel, "mel_lengths": np.array([mel.shape[-1]])})
+        return features, mask
+
+    def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        enc = self.tokenizer.encode(text)
+        ids = np.array([enc.ids], dtype=np.int64)
+        ones = np.ones_like(ids)
+        features, = self.sessions["text"].run(None, {"input_ids": ids, "attention_mask": ones})
+        return features, ones.astype(bool) & bool(text)
+
+    def head(self, speech, speech_mask, text, text_mask) -> dict:
+        shift = np.zeros((1, speech.shape[-1]), np.float32)
+        logits, w2, _, _ = self.sessions["head"].run(None, dict(speech_features=speech, speech_mask=speech_mask,
+                                                                text_features=text, text_mask=text_mask, speech_shift=shift))
+        return dict(logits=logits[0], w2=float(w2[0, 0]))
+
+    def predict(self, audio, text: str | None = None) -> dict:
+        timings, start = {}, time.perf_counter()
+        wave = self.load(audio)
+        source = "user"
+        if not (text and text.strip()) and self.asr is not None:
+            text, source = self.asr(wave), "asr"
+            timings["asr"] = 1000 * (time.perf_counter() - start)
+        text = (text or "").strip()
+        start = time.perf_counter()
+        speech, speech_mask = self.encode_speech(wave)
+        words, words_mask = self.encode_text(text)
+        answers = {"both": self.head(speech, speech_mask, words, words_mask)}
+        if text:
+            answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask))
+            answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask)
+        timings["model"] = 1000 * (time.perf_counter() - start)
+        labels, t = self.config.labels, self.config.temperature
+        probabilities = {m: dict(zip(labels, softmax(a["logits"] / t).tolist())) for m, a in answers.items()}
+        probs = probabilities["both"]
+        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+        return dict(label=ranked[0][0], probabilities=probs, not_sure=ranked[0][1] < self.config.not_sure_below,
+                    top_two=[list(kv) for kv in ranked[:2]], transcript=text,
+                    transcript_source=source if text else "none", w2=answers["both"]["w2"] if text else None,
+                    audio_seconds=len(wave) / SAMPLE_RATE, answers=probabilities if len(answers) > 1 else {},
+                    timings_ms=timings)
+
+
+def compare_with_torch(checkpoint: str | Path, directory: str | Path, clips: list,
+                       text: str = "I can't believe you did that.") -> float:
+    """The largest difference between the ONNX and the PyTorch float32 probabilities over the
+    clips, each heard alone and with `text` (then every answer: both, voice only, words only)."""
+    from .predict import EmotionRecognizer
+    reference = EmotionRecognizer(checkpoint, asr="none", device="cpu", precision="float32")
+    onnx = OnnxRecognizer(directory, asr="none")
+    worst = 0.0
+    for clip in clips:
+        for words in ("", text):
+            a, b = reference.predict(clip, words or None, use_asr=False), onnx.predict(clip, words)
+            pairs = [(a.probabilities, b["probabilities"])] + [(a.answers[m], b["answers"][m]) for m in a.answers]
+            worst = max(worst, *(abs(p[k] - q[k]) for p, q in pairs for k in p))
+    return worst
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.onnx_backend", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--onnx", required=True, help="directory written by python -m mgcma.export")
+    parser.add_argument("--audio", required=True, help="speech file (WAV, FLAC, OGG, MP3; any rate)")
+    parser.add_argument("--text", default=None, help="the transcript; omitted: the ASR writes it")
+    parser.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | none")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        result = OnnxRecognizer(args.onnx, args.asr).predict(args.audio, args.text)
+    except (AudioError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        (first, p1), (second, p2) = result["top_two"]
+        verdict = f"not sure: {first} {p1:.2f} or {second} {p2:.2f}" if result["not_sure"] else result["label"]
+        print(f"{verdict}  ({', '.join(f'{k} {v:.2f}' for k, v in result['probabilities'].items())})")
+        print(f"transcript ({result['transcript_source']}): {result['transcript']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The ONNX export (mgcma/export.py) and its torch-free backend (mgcma/onnx_backend.py)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mgcma.checkpoint import CheckpointError, load_tokenizer, save_model
+from mgcma.config import preset
+from mgcma.export import export
+from mgcma.model import MGCMA
+from mgcma.onnx_backend import OnnxRecognizer, compare_with_torch, log_mel
+from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))    # RAVDESS actors 20-23, committed with the app
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """A small random Whisper + BERT model, saved and exported."""
+    torch.manual_seed(0)
+    config = preset("test-whisper", speech_layers="weighted")
+    checkpoint = tmp_path_factory.mktemp("small") / "model"
+    save_model(MGCMA(config).eval(), checkpoint, load_tokenizer(config))
+    return checkpoint, export(checkpoint, checkpoint.parent / "onnx")
+
+
+def test_numpy_log_mel_is_whispers():
+    from whisper.audio import log_mel_spectrogram, mel_filters
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000 * 3 + 123).astype(np.float32)
+    ours = log_mel(wave, mel_filters("cpu", 80).numpy())
+    theirs = log_mel_spectrogram(torch.from_numpy(wave), 80).numpy()
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
+    checkpoint, onnx = small_export
+    clips = [np.random.default_rng(s).normal(0, 0.1, n).astype(np.float32) for s, n in ((0, 8000), (1, 51234))]
+    for text in ("", "a sentence that is longer than the eight tokens the export traced with, by some way"):
+        worst = max(compare_with_torch(checkpoint, onnx, [(16000, c)], text=text) for c in clips)
+        assert worst < 1e-4
+
+
+def test_a_hidden_side_answers_like_pytorch(small_export):
+    """The voice-only and words-only answers hide a side with an all-False mask, in both backends."""
+    checkpoint, onnx = small_export
+    clip = (16000, np.random.default_rng(2).normal(0, 0.1, 24000).astype(np.float32))
+    a = EmotionRecognizer(checkpoint, asr="none", device="cpu").predict(clip, "some words here")
+    b = OnnxRecognizer(onnx, asr="none").predict(clip, "some words here")
+    assert set(b["answers"]) == {"both", "speech", "text"}
+    for m in ("both", "speech", "text"):
+        assert max(abs(a.answers[m][k] - b["answers"][m][k]) for k in a.answers[m]) < 1e-4
+
+
+def test_export_refuses_what_it_cannot_run(tmp_path, test_checkpoint):
+    with pytest.raises(CheckpointError, match="Whisper speech encoder"):
+        export(test_checkpoint, tmp_path / "onnx")     # a wav2vec2 speech encoder
+
+
+def test_a_missing_export_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m mgcma.export"):
+        OnnxRecognizer(tmp_path, asr="none")
+
+
+@pytest.fixture(scope="module")
+def default_export(tmp_path_factory):
+    return export(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("default-onnx"))
+
+
+def test_default_onnx_equals_pytorch_on_real_clips(default_export):
+    assert len(REAL) >= 4
+    assert compare_with_torch(DEFAULT_CHECKPOINT, default_export, REAL) < 1e-3
+
+
+def test_onnx_backend_runs_without_torch(default_export):
+    """The backend and its CLI import neither torch nor transformers."""
+    code = ("import sys, json; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+            "from mgcma.onnx_backend import main\n"
+            f"sys.exit(main(['--onnx', {str(default_export)!r}, '--audio', {str(REAL[0])!r}, '--text', 'hello there', "
+            "'--asr', 'none', '--json']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["transcript"] == "hello there" and sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-4)
