@@ -13,7 +13,6 @@ distances are comparable across spaces and lie in [0, 2]):
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import silhouette_score
 
 from mgcma.data import same_text
 
@@ -58,7 +57,7 @@ def alignment_metrics(speech: np.ndarray, text: np.ndarray, labels, texts: list[
     many = len(set(labels)) > 1
     for name, x in (("speech", s), ("text", t)):
         unique = len(np.unique(np.round(x, 6), axis=0)) > len(set(labels))
-        out[f"silhouette_{name}"] = float(silhouette_score(x, labels)) if many and unique else None
+        out[f"silhouette_{name}"] = float(silhouette(x, labels)) if many and unique else None
         out[f"knn_purity_{name}"] = knn_purity(x, labels)
     return out
 
@@ -79,3 +78,8 @@ def table(spaces: dict) -> str:
                     f"{f(m.get('pair_distance'))} | {f(m.get('random_distance'))} | {f(ratio)} | {f(m.get('modality_gap'))} | "
                     f"{f(m.get('silhouette_speech'))} | {f(m.get('silhouette_text'))} |")
     return "\n".join(rows) + "\n"
+
+
+def silhouette(x, labels) -> float:
+    from sklearn.metrics import silhouette_score   # here, not at import: scikit-learn costs the app 1 s at start
+    return silhouette_score(x, labels)

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.ui import create_app  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT, add_precision_argument  # noqa: E402
+from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_argument  # noqa: E402
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -23,6 +23,13 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         ctypes.CDLL("libc.so.6").mallopt(-8, arenas)   # -8: M_ARENA_MAX
     except (OSError, AttributeError):
         pass
+
+
+def load_warm(checkpoint, asr: str, device: str, precision: str) -> EmotionRecognizer:
+    """The recogniser, with what its first request would otherwise make (the ASR's cached silence)."""
+    recognizer = EmotionRecognizer(checkpoint, asr, device, precision=precision)
+    recognizer.warm_up()
+    return recognizer
 
 
 def main(argv=None):
@@ -39,7 +46,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     limit_malloc_arenas()
-    demo = create_app(args.checkpoint, args.asr, args.device, precision=args.precision)
+    demo = create_app(load_warm(args.checkpoint, args.asr, args.device, args.precision))
     # uploads beyond 50 MB are refused by the server before they reach the model
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 

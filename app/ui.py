@@ -113,7 +113,14 @@ class App:
         self.segment_config, self.live_config = segment_config, live_config
         ref_dir = recognizer.checkpoint
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
-        self.word_timer = WordTimer() if recognizer.config.modality == "both" else None
+        self._word_timer = None
+
+    @property
+    def word_timer(self) -> WordTimer | None:
+        """Loaded on first use: the first request does not wait for it (docs/performance.md)."""
+        if self._word_timer is None and self.recognizer.config.modality == "both":
+            self._word_timer = WordTimer()
+        return self._word_timer
 
     def transcribe(self, audio_path):
         try:
@@ -296,6 +303,9 @@ class App:
 
 def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2,
                precision: str = "float32") -> gr.Blocks:
-    """Load the model and the ASR once, build the UI, queue requests."""
-    demo = App(EmotionRecognizer(checkpoint, asr, device, precision=precision)).build()
+    """Load the model and the ASR once, build the UI, queue requests. `checkpoint` may be a
+    recogniser already loaded (app/serve.py loads it while Gradio is imported)."""
+    recognizer = checkpoint if isinstance(checkpoint, EmotionRecognizer) else \
+        EmotionRecognizer(checkpoint, asr, device, precision=precision)
+    demo = App(recognizer).build()
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)

@@ -235,9 +235,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_app_cold_start() -> dict:
-    """From `python app.py` to the first answered HTTP request."""
+def bench_app_cold_start(runs: int = 1) -> dict:
+    """From `python app.py` to the page served and to the first answered request (a 5 s clip and its
+    words through the /predict API); the median over `runs` starts."""
+    starts = [cold_start() for _ in range(runs)]
+    return {k: statistics.median(s[k] for s in starts) for k in starts[0]} | dict(runs=runs)
+
+
+def cold_start() -> dict:
+    import tempfile
     import urllib.request
+
+    import soundfile as sf
+    from gradio_client import Client, handle_file
+    clip = Path(tempfile.mkdtemp()) / "clip.wav"
+    sf.write(clip, speech_clip(5.0), 16000)
     port = free_port()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
@@ -246,10 +258,12 @@ def bench_app_cold_start() -> dict:
         while time.perf_counter() - start < 180:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-                return dict(seconds=time.perf_counter() - start)
+                break
             except OSError:
-                time.sleep(0.2)
-        return dict(seconds=None, error="no answer within 180 s")
+                time.sleep(0.1)
+        page = time.perf_counter() - start
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(str(clip)), "", api_name="/predict")
+        return dict(page_s=page, first_answer_s=time.perf_counter() - start)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -273,7 +287,8 @@ def summary_table(r: dict) -> str:
     for name, t in r["training"].items():
         rows.append(f"| training step, tiny, {name} (batch 8 x 2 s) | {ms(t['step_ms'])}, {t['utterances_per_s']:.1f} utt/s |")
     rows += [f"| Figure 3 for {r['figure3']['utterances']} utterances | {r['figure3']['seconds']:.1f} s |",
-             f"| app cold start | {r['app_cold_start']['seconds']:.1f} s |"]
+             f"| app cold start: page served / first request answered | {r['app_cold_start']['page_s']:.1f} s / "
+             f"{r['app_cold_start']['first_answer_s']:.1f} s |"]
     return "\n".join(rows)
 
 
@@ -293,7 +308,7 @@ def main(argv=None) -> int:
     r["app_cold_start"] = bench_app_cold_start()
     r.update(request_ms_5s_no_asr=r["requests"]["no_asr"]["median"], request_ms_5s_asr=r["requests"]["with_asr"]["median"],
              alignment_cost_ratio_paper=r["alignment"]["ratio"], flop_efficiency_paper=r["flops"]["efficiency"],
-             umap_place_ms=r["requests"]["umap_place"]["median"], app_cold_start_s=r["app_cold_start"]["seconds"])
+             umap_place_ms=r["requests"]["umap_place"]["median"], app_cold_start_s=r["app_cold_start"]["first_answer_s"])
     table = summary_table(r)
     print(table)
     suffix = "-quick" if args.quick else ""  # a quick run never replaces a full one

@@ -77,7 +77,7 @@ class HeadGraph(nn.Module):
 
 def example_inputs(model: MGCMA) -> dict[str, tuple]:
     """Small inputs of the right kinds, which trace every graph."""
-    c, enc = model.config, model.speech_encoder
+    enc = model.speech_encoder
     frames, tokens = 50, 8
     mel = torch.randn(1, enc.config.n_mels, 2 * frames)
     with torch.inference_mode():

@@ -96,6 +96,12 @@ class EmotionRecognizer:
         stats = self.checkpoint / STATS_FILE
         self.training_means = load_means(stats) if stats.is_file() and self.config.uses_speech else None
 
+    def warm_up(self) -> None:
+        """Make now what the first request would: the shared ASR's encoding of silence."""
+        if isinstance(self.asr, SharedWhisperASR):
+            with torch.inference_mode():
+                self.asr.silence()
+
     def make_asr(self, spec: str):
         """"auto": one shared Whisper pass where the model can (its speech encoder is Whisper's
         with a CTranslate2 decoder beside it), else faster-whisper. "shared": that pass or an error."""
