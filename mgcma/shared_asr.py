@@ -48,6 +48,23 @@ def compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
+def drop_repeats(text: str, min_words: int = 3) -> str:
+    """The transcript without a phrase of at least `min_words` words that repeats itself at the end
+    ("Dogs are sitting by the door. Dogs are sitting by the door."): the decoder's habit when a
+    trimmed clip's speech runs up to its last frame. Too short to compress well, so
+    compression_ratio misses it."""
+    words = text.split()
+    changed = True
+    while changed:
+        changed = False
+        key = [w.lower().strip(".,!?;:\"'") for w in words]
+        for n in range(min_words, len(words) // 2 + 1):
+            if key[-2 * n:-n] == key[-n:]:
+                words, changed = words[:-n], True
+                break
+    return " ".join(words)
+
+
 def decoder_directory(speech_encoder: str | None) -> Path | None:
     """The CTranslate2 Whisper directory holding the decoder of the model's speech encoder, or
     None when the encoder came from elsewhere (an openai-whisper .pt, a transformers folder)."""
@@ -129,7 +146,7 @@ class SharedWhisperASR:
         result = self.decoder.generate(features, [self.prompt], beam_size=beam_size, max_length=max_length,
                                        return_scores=True)[0]
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        return self.tokenizer.decode(tokens).strip(), float(result.scores[0]), len(tokens)
+        return drop_repeats(self.tokenizer.decode(tokens).strip()), float(result.scores[0]), len(tokens)
 
     def __call__(self, wave: np.ndarray) -> str:
         """The transcript alone (the ASR interface)."""

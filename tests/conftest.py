@@ -58,9 +58,10 @@ def tiny_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def running_app():
     """The app on the bundled model, in this process, on a free loopback port."""
+    from app.serve import load_warm
     from app.ui import create_app
     from mgcma.predict import DEFAULT_CHECKPOINT
-    demo = create_app(DEFAULT_CHECKPOINT, asr="auto", device="cpu")
+    demo = create_app(load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32"))   # as python app.py
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             max_file_size="50mb")
     yield demo, url

@@ -284,3 +284,19 @@ def test_an_unsure_answer_reads_not_sure_with_its_top_two():
     assert verdict(dict(probabilities=probs, not_sure=True)) == "not sure: neutral 41 % or sad 35 %"
     assert verdict(dict(probabilities=probs, not_sure=True), percent=False) == "not sure: neutral or sad"
     assert verdict(dict(probabilities=probs, not_sure=False)) == "neutral 41 %"
+
+
+def test_a_warm_start_defers_what_the_first_request_does_not_need_and_answers_it_right():
+    """python app.py encodes the ASR's silence before serving, loads the word timer on first use,
+    and the first request is answered as any other (the first real example, from its voice)."""
+    import csv
+    from app.serve import load_warm
+    from app.ui import App
+    recognizer = load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32")
+    assert recognizer.asr._silence is not None
+    app = App(recognizer)
+    assert app._word_timer is None
+    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
+        first = next(row for row in csv.DictReader(f) if row["gallery"] == "real")
+    assert recognizer.predict(ROOT / "app" / "examples" / first["file"], use_asr=False).label == first["label"]
+    assert app.word_timer is not None and app._word_timer is app.word_timer

@@ -58,3 +58,39 @@ def test_an_unsure_transcript_is_decoded_again_the_standard_way(recognizer):
         assert asr.fallbacks == before + 1 and word_error_rate(WORDS, text) <= 0.3
     finally:
         asr.config = saved
+
+
+def test_a_greedy_loop_is_decoded_again_with_a_beam(recognizer, monkeypatch):
+    """Greedy decoding comes first; a transcript longer than anyone speaks in the clip's time is a
+    loop, and the beam's transcript is the one returned (no standard decoding needed)."""
+    asr, calls = recognizer.asr, []
+    real = asr.decode
+
+    def looping_greedy(frames, beam_size, max_length):
+        calls.append(beam_size)
+        if beam_size == 1:
+            return "again " * 60, -0.1, 60
+        return real(frames, beam_size, max_length)
+    monkeypatch.setattr(asr, "decode", looping_greedy)
+    before = asr.fallbacks
+    wave, _ = recognizer.load(EXAMPLE)
+    _, _, text = asr.listen(wave)
+    assert calls == [1, 5] and asr.fallbacks == before
+    assert word_error_rate(WORDS, text) <= 0.3
+
+
+def test_loading_the_decoder_leaves_pytorch_its_threads():
+    """CTranslate2 sets the OpenMP thread count when it loads; the encoder must keep PyTorch's."""
+    threads = torch.get_num_threads()
+    EmotionRecognizer(DEFAULT_CHECKPOINT, device="cpu")
+    assert torch.get_num_threads() == threads
+    FasterWhisperASR()
+    assert torch.get_num_threads() == threads
+
+
+def test_a_sentence_the_decoder_repeats_at_the_end_is_kept_once():
+    from mgcma.shared_asr import drop_repeats
+    assert drop_repeats("Dogs are sitting by the door. Dogs are sitting by the door.") == "Dogs are sitting by the door."
+    assert drop_repeats("Kids are talking. Kids are talking. Kids are talking.") == "Kids are talking."
+    assert drop_repeats("Oh no. No, no, no, no.") == "Oh no. No, no, no, no."    # short words repeat in speech
+    assert drop_repeats("I said it. And then I said it.") == "I said it. And then I said it."
