@@ -48,6 +48,27 @@ def bench_request(recognizer: EmotionRecognizer, repeat: int) -> dict:
     return dict(times_ms=t, ratio=t["request"]["median"] / t["asr_tiny_en"]["median"])
 
 
+@torch.inference_mode()
+def bench_stages(recognizer: EmotionRecognizer, repeat: int) -> dict:
+    """Where a 5-s request's time goes: reading, the encoder, the decoder (greedy and with a beam)
+    over the clip and its silence, MiniLM and the three answers."""
+    clip = (16000, speech_clip(5.0))
+    wave, _ = recognizer.load(clip)
+    asr, model = recognizer.asr, recognizer.model
+    audio = torch.from_numpy(wave)[None]
+    mask = torch.ones_like(audio, dtype=torch.bool)
+    features, frames_mask = model.encode_speech(audio, mask)
+    last = features[:, :, -1]
+    frames = torch.cat([last, asr.silence()[:, last.shape[1]:last.shape[1] + 1000]], dim=1)
+    text = asr.decode(frames, 1, 200)[0]
+    return {name: measure(fn, repeat) for name, fn in (
+        ("load_and_clean", lambda: recognizer.load(clip)),
+        ("speech_encoder", lambda: model.encode_speech(audio, mask)),
+        ("decoder_greedy", lambda: asr.decode(frames, 1, 200)),
+        ("decoder_beam5", lambda: asr.decode(frames, 5, 224)),
+        ("text_encoder_and_three_answers", lambda: recognizer.forward(wave, text, (features, frames_mask))))}
+
+
 def bench_live_hop(recognizer: EmotionRecognizer, repeat: int) -> dict:
     """Half-second chunks at 48 kHz, as a browser sends them; a hop ends with its label."""
     audio = (speech_clip(2.0 * (repeat + 3)) * 32767).astype(np.int16)
@@ -127,7 +148,8 @@ def run(quick: bool, manifest: str | None) -> dict:
     repeat = 3 if quick else 7
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, "auto", "cpu")
     r = dict(machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads", quick=quick,
-             request=bench_request(recognizer, repeat), live_hop=bench_live_hop(recognizer, repeat))
+             request=bench_request(recognizer, repeat), stages=bench_stages(recognizer, repeat),
+             live_hop=bench_live_hop(recognizer, repeat))
     r["long"] = bench_long({"shared_pass": recognizer}, 1.0 if quick else 5.0)["shared_pass"]
     r["memory"] = [peak_rss_mb(m) for m in ((1.0, 10.0) if quick else (5.0, 59.0))]
     r["int8"] = bench_int8(EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu"), manifest, repeat)
