@@ -2,7 +2,8 @@
 
   python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
                            [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
-                           [--by sex] [--normalise none|corpus|speaker|enrolment] [--out FILE.json]
+                           [--by sex] [--normalise none|corpus|speaker|enrolment] [--text-from manifest|plain|asr]
+                           [--precision float32|int8] [--out FILE.json]
 
 Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -37,10 +39,11 @@ from .steps import confidence_scores
 # speaker's enrolment (their first ENROL_CLIPS neutral clips, which are then not scored)
 NORMALISE = ("none", "corpus", "speaker", "enrolment")
 ENROL_CLIPS = 2
+TEXT_FROM = ("manifest", "plain", "asr")
 
 
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
-                  report=print, seed: int = 0, normalise: str = "none") -> tuple[dict, list]:
+                  report=print, seed: int = 0, normalise: str = "none", text_from: str = "manifest") -> tuple[dict, list]:
     """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
     metrics carry the calibration of the answers (confidence_report). `normalise`: each clip
     heard relative to the unlabeled speech of all the scored clips ("corpus"), of its speaker, or
@@ -58,7 +61,7 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
             continue
         try:
             audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
-            text = "" if modality == "speech" else r.text
+            text = "" if modality == "speech" else words_of(recognizer, r, text_from)
             pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
                                       calm=normalise == "enrolment")
             if enrolled:
@@ -133,6 +136,19 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
     return (16000, degrade(wave, condition, seed, babble))
 
 
+def words_of(recognizer, record, text_from: str) -> str:
+    """The words a clip is answered with: the manifest's, the manifest's as a recogniser may write them
+    (lower case, no punctuation), or the recogniser's own transcript of the clip."""
+    if text_from == "plain":
+        return " ".join(re.sub(r"[^\w' ]", " ", record.text.lower()).split())
+    if text_from == "asr":
+        if record.path is None:
+            raise InputError("the row has no audio to transcribe")
+        wave, _ = recognizer.load(record.path)
+        return recognizer.transcribe(wave)[0]
+    return record.text
+
+
 def predict_one(recognizer, audio, text: str, modality: str, reference=None, calm: bool = False) -> tuple[str, np.ndarray]:
     """(label, logits) of one modality's answer (or both); with modality "speech" the text is
     empty, so the recogniser's main answer is already the voice's alone."""
@@ -174,6 +190,9 @@ def main(argv=None) -> int:
     parser.add_argument("--asr", default="auto", help="for empty texts: auto | shared | faster-whisper[:DIR] | openai-whisper:... | none")
     parser.add_argument("--modality", default="both", choices=["both", "speech", "text"], help="what the answer may use")
     parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
+    parser.add_argument("--text-from", default="manifest", choices=TEXT_FROM,
+                        help="the words: the manifest's, the same lower-cased without punctuation (plain), or the "
+                             "ASR's transcript of each clip (asr: the words answer on what a recogniser hears)")
     parser.add_argument("--by", default=None, help="also score per value of this manifest column (e.g. sex)")
     parser.add_argument("--normalise", default="none", choices=NORMALISE,
                         help="hear each voice relative to the unlabeled speech of all scored clips, of its speaker, or "
@@ -199,7 +218,7 @@ def main(argv=None) -> int:
     try:
         metrics, answered = score_records(recognizer, records, args.modality, args.condition,
                                           report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr),
-                                          normalise=args.normalise)
+                                          normalise=args.normalise, text_from=args.text_from)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -217,7 +236,7 @@ def main(argv=None) -> int:
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, normalise=args.normalise,
-                   precision=recognizer.precision, checkpoint=args.checkpoint,
+                   text_from=args.text_from, precision=recognizer.precision, checkpoint=args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
