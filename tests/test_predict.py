@@ -135,3 +135,15 @@ def test_cli_bad_input_exits_non_zero_with_one_line(test_checkpoint, tmp_path, m
 def test_cli_missing_checkpoint(tmp_path):
     done = run_predict("--checkpoint", tmp_path / "nope", "--audio", EXAMPLE, "--text", "x", "--asr", "none")
     assert done.returncode == 1 and "does not exist" in done.stderr
+
+
+def test_the_voice_alone_answers_as_the_voice_beside_hidden_words():
+    """Without words the text encoder is skipped; the answer is the one given when words are there
+    but hidden from it (the "speech" answer)."""
+    from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+    recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
+    clip = sorted((Path(__file__).resolve().parents[1] / "app" / "examples").glob("*.flac"))[0]
+    alone = recognizer.predict(clip, None, use_asr=False)
+    beside = recognizer.predict(clip, "Kids are talking by the door.")
+    assert alone.transcript_source == "none" and alone.words == []
+    assert alone.probabilities == pytest.approx(beside.answers["speech"], abs=1e-5)
