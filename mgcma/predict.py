@@ -274,6 +274,9 @@ def main(argv=None) -> int:
                         help="onnx: --checkpoint is a directory written by python -m mgcma.export (no PyTorch needed)")
     args = parser.parse_args(argv)
     if args.backend == "onnx":
+        if args.segments or args.precision != "float32":
+            print("error: --backend onnx answers one clip in float32 (no --segments, no --precision int8)", file=sys.stderr)
+            return 1
         from .onnx_backend import main as onnx_main
         asr = "faster-whisper" if args.asr in ("auto", "shared") else args.asr
         return onnx_main(["--onnx", args.checkpoint, "--audio", args.audio, "--asr", asr]

@@ -8,10 +8,11 @@ Whisper's decoder was trained on 30-s windows, mostly speech followed by silence
 frames alone it repeats itself or stops early. So the frames of 20 s of silence follow the clip's,
 taken from one encoding of 30 s of silence made once (positions T..T+S, so their positional
 embeddings are right). The decoder first runs greedy; where that transcript is longer than
-8 tokens a second of speech (a loop), unsure or repetitive (faster-whisper's own tests: a mean log-probability per
-token below -1, or a transcript that compresses too well, gzip ratio > 2.4, or one that reaches
-the cap), it decodes again with a beam of 5, and if still unsure the clip is transcribed the
-standard way: padded to 30 s, encoded by CTranslate2 and decoded, at the cost of ASR alone.
+8 tokens a second of speech (a loop), or unsure or repetitive by faster-whisper's own tests (a
+mean log-probability per token below -1, or a gzip compression ratio above 2.4), it decodes again
+with a beam of 5, and if still unsure the clip is transcribed the standard way: padded to 30 s,
+encoded by CTranslate2 and decoded, at the cost of ASR alone. A phrase the decoder repeats at the
+very end is kept once (drop_repeats).
 benchmarks/shared_pass.py measures the cost, how often that happens and the word error rate
 against faster-whisper on the same Whisper.
 """
@@ -123,7 +124,8 @@ class SharedWhisperASR:
         S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
         frames = torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1)
         words_at_most = int(10 + self.config.tokens_per_second * len(wave) / 16000)
-        text, log_prob, n = self.decode(frames, 1, 2 * words_at_most + len(self.prompt))   # greedy: a loop costs little
+        # greedy; a loop stops soon (CTranslate2 stopped Whisper's loops at half of max_length here: hence 2x)
+        text, log_prob, n = self.decode(frames, 1, 2 * words_at_most + len(self.prompt))
         if n < words_at_most and not self.unsure(text, log_prob):
             return features, mask, text
         text, log_prob, _ = self.decode(frames, 5, self.config.max_tokens)   # a cap would change the beam's choice
@@ -135,6 +137,7 @@ class SharedWhisperASR:
 
     def unsure(self, text: str, log_prob: float) -> bool:
         return compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob
+
     def decode(self, frames: torch.Tensor, beam_size: int, max_length: int) -> tuple[str, float, int]:
         """(1, S, d) encoder output, or (1, n_mels, 3000) a padded log-mel -> text, its mean
         log-probability per token, and its number of tokens."""

@@ -76,3 +76,12 @@ def test_onnx_backend_runs_without_torch(default_export):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert result["transcript"] == "hello there" and sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_predict_cli_runs_the_export_and_refuses_what_it_cannot(default_export, capsys):
+    from mgcma.predict import main
+    args = ["--backend", "onnx", "--checkpoint", str(default_export), "--audio", str(REAL[0]), "--asr", "none"]
+    assert main(args + ["--text", "Kids are talking by the door.", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["transcript_source"] == "user"
+    assert main(args + ["--segments"]) == 1
+    assert "--backend onnx answers one clip" in capsys.readouterr().err
