@@ -301,11 +301,7 @@ class App:
         return [timeline, table, choice, recording]
 
 
-def create_app(checkpoint, asr: str = "auto", device: str = "auto", concurrency: int = 2,
-               precision: str = "float32") -> gr.Blocks:
-    """Load the model and the ASR once, build the UI, queue requests. `checkpoint` may be a
-    recogniser already loaded (app/serve.py loads it while Gradio is imported)."""
-    recognizer = checkpoint if isinstance(checkpoint, EmotionRecognizer) else \
-        EmotionRecognizer(checkpoint, asr, device, precision=precision)
+def create_app(recognizer: EmotionRecognizer, concurrency: int = 2) -> gr.Blocks:
+    """The UI over a recogniser loaded once (app/serve.py: load_warm), its requests queued."""
     demo = App(recognizer).build()
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)

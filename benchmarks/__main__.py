@@ -248,25 +248,28 @@ def cold_start() -> dict:
 
     import soundfile as sf
     from gradio_client import Client, handle_file
-    clip = Path(tempfile.mkdtemp()) / "clip.wav"
-    sf.write(clip, speech_clip(5.0), 16000)
-    port = free_port()
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while time.perf_counter() - start < 180:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        page = time.perf_counter() - start
-        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(str(clip)), "", api_name="/predict")
-        return dict(page_s=page, first_answer_s=time.perf_counter() - start)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.wav"
+        sf.write(clip, speech_clip(5.0), 16000)
+        port = free_port()
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except OSError:
+                    if time.perf_counter() - start > 180:
+                        raise RuntimeError("python app.py served no page within 180 s") from None
+                    time.sleep(0.1)
+            page = time.perf_counter() - start
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(str(clip)), "", api_name="/predict")
+            return dict(page_s=page, first_answer_s=time.perf_counter() - start)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def summary_table(r: dict) -> str:

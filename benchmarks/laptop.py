@@ -58,8 +58,7 @@ def bench_stages(recognizer: EmotionRecognizer, repeat: int) -> dict:
     audio = torch.from_numpy(wave)[None]
     mask = torch.ones_like(audio, dtype=torch.bool)
     features, frames_mask = model.encode_speech(audio, mask)
-    last = features[:, :, -1]
-    frames = torch.cat([last, asr.silence()[:, last.shape[1]:last.shape[1] + 1000]], dim=1)
+    frames = asr.decoder_input(features)
     text = asr.decode(frames, 1, 200)[0]
     return {name: measure(fn, repeat) for name, fn in (
         ("load_and_clean", lambda: recognizer.load(clip)),

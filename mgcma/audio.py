@@ -56,6 +56,18 @@ def load_audio(path: str | Path, limits: AudioLimits = AudioLimits()) -> np.ndar
     return prepare_waveform(wave, sr, limits, name=name, original_seconds=seconds)
 
 
+def read_clip(audio, limits: AudioLimits = AudioLimits()) -> np.ndarray:
+    """A path, a (sample_rate, array) pair as Gradio gives it, or a 16 kHz array -> checked 16 kHz
+    mono float32 (load_audio or prepare_waveform)."""
+    if audio is None:
+        raise AudioError("no audio: record or upload a clip")
+    if isinstance(audio, (str, Path)):
+        return load_audio(audio, limits)
+    if isinstance(audio, tuple):
+        return prepare_waveform(audio[1], audio[0], limits)
+    return prepare_waveform(audio, SAMPLE_RATE, limits)
+
+
 def prepare_waveform(wave, sample_rate: int, limits: AudioLimits = AudioLimits(), name: str = "audio",
                      original_seconds: float | None = None) -> np.ndarray:
     """An array (n,) or (n, channels), float or integer PCM, at any rate -> checked 16 kHz mono float32."""

@@ -60,8 +60,10 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
             report(f"{where}: label {r.label!r} is not one the checkpoint knows ({', '.join(labels)}); skipped")
             continue
         try:
-            audio = None if modality == "text" else load_degraded(recognizer, r, records, condition, seed + k)
-            text = "" if modality == "speech" else words_of(recognizer, r, text_from)
+            heard = None if modality == "text" and text_from != "asr" else \
+                load_degraded(recognizer, r, records, condition, seed + k)
+            audio = None if modality == "text" else heard
+            text = "" if modality == "speech" else words_of(recognizer, r, text_from, heard if modality == "text" else None)
             pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
                                       calm=normalise == "enrolment")
             if enrolled:
@@ -136,16 +138,17 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
     return (16000, degrade(wave, condition, seed, babble))
 
 
-def words_of(recognizer, record, text_from: str) -> str:
+def words_of(recognizer, record, text_from: str, heard=None) -> str:
     """The words a clip is answered with: the manifest's, the manifest's as a recogniser may write them
-    (lower case, no punctuation), or the recogniser's own transcript of the clip."""
+    (lower case, no punctuation), or the recogniser's own transcript of the clip as heard (under the
+    condition). With the voice in the answer (`heard` None) that transcript is left to the
+    prediction's own ASR pass, which shares the voice's encoder pass: the words are then empty."""
     if text_from == "plain":
         return " ".join(re.sub(r"[^\w' ]", " ", record.text.lower()).split())
     if text_from == "asr":
-        if record.path is None:
-            raise InputError("the row has no audio to transcribe")
-        wave, _ = recognizer.load(record.path)
-        return recognizer.transcribe(wave)[0]
+        if recognizer.asr is None:
+            raise InputError("--text-from asr needs a speech recogniser (not --asr none)")
+        return "" if heard is None else recognizer.transcribe(recognizer.load(heard)[0])[0]
     return record.text
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
+from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
+from .calibration import calibrated, top_two
 from .config import ModelConfig
 
 N_FFT, HOP = 400, 160
@@ -35,11 +36,6 @@ def log_mel(wave: np.ndarray, filters: np.ndarray) -> np.ndarray:
     log_spec = np.log10(np.maximum(filters @ power, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 class OnnxRecognizer:
@@ -70,14 +66,7 @@ class OnnxRecognizer:
 
     def load(self, audio) -> np.ndarray:
         """A path, a (sample_rate, array) pair, or a 16 kHz array -> the clip as the model hears it."""
-        if audio is None:
-            raise AudioError("no audio: record or upload a clip")
-        if isinstance(audio, (str, Path)):
-            wave = load_audio(audio, self.limits)
-        elif isinstance(audio, tuple):
-            wave = prepare_waveform(audio[1], audio[0], self.limits)
-        else:
-            wave = prepare_waveform(audio, SAMPLE_RATE, self.limits)
+        wave = read_clip(audio, self.limits)
         return clean_speech(wave, self.config.hygiene) if self.config.hygiene is not None else wave
 
     def encode_speech(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,11 +104,11 @@ class OnnxRecognizer:
             answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask)
         timings["model"] = 1000 * (time.perf_counter() - start)
         labels, t = self.config.labels, self.config.temperature
-        probabilities = {m: dict(zip(labels, softmax(a["logits"] / t).tolist())) for m, a in answers.items()}
+        probabilities = {m: dict(zip(labels, calibrated(a["logits"][None], t)[0].tolist())) for m, a in answers.items()}
         probs = probabilities["both"]
-        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
-        return dict(label=ranked[0][0], probabilities=probs, not_sure=ranked[0][1] < self.config.not_sure_below,
-                    top_two=[list(kv) for kv in ranked[:2]], transcript=text,
+        (label, top), second = top_two(probs)
+        return dict(label=label, probabilities=probs, not_sure=top < self.config.not_sure_below,
+                    top_two=[[label, top], list(second)], transcript=text,
                     transcript_source=source if text else "none", w2=answers["both"]["w2"] if text else None,
                     audio_seconds=len(wave) / SAMPLE_RATE, answers=probabilities if len(answers) > 1 else {},
                     timings_ms=timings)

@@ -22,7 +22,7 @@ import torch
 
 from .asr import ASRError, load_asr
 from .shared_asr import SharedWhisperASR, decoder_directory
-from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, load_audio, prepare_waveform
+from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput
@@ -125,14 +125,7 @@ class EmotionRecognizer:
         """As `load`, before the model's clean-up (silence trim, loudness)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if isinstance(audio, (str, Path)):
-                wave = load_audio(audio, self.limits)
-            elif isinstance(audio, tuple):
-                wave = prepare_waveform(audio[1], audio[0], self.limits)
-            elif audio is None:
-                raise AudioError("no audio: record or upload a clip")
-            else:
-                wave = prepare_waveform(audio, SAMPLE_RATE, self.limits)
+            wave = read_clip(audio, self.limits)
         return wave, [str(w.message) for w in caught]
 
     def transcribe(self, wave: np.ndarray) -> tuple[str, tuple | None]:

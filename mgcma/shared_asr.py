@@ -119,10 +119,7 @@ class SharedWhisperASR:
         device = self.encoder.conv1.weight.device
         audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)[None]
         features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
-        last = features[:, :, -1] if features.dim() == 4 else features     # (1, T, d): the final norm's output
-        T = last.shape[1]
-        S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
-        frames = torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1)
+        frames = self.decoder_input(features)
         words_at_most = int(10 + self.config.tokens_per_second * len(wave) / 16000)
         # greedy; a loop stops soon (CTranslate2 stopped Whisper's loops at half of max_length here: hence 2x)
         text, log_prob, n = self.decode(frames, 1, 2 * words_at_most + len(self.prompt))
@@ -134,6 +131,14 @@ class SharedWhisperASR:
         self.fallbacks += 1
         text, _, _ = self.decode(whisper_mel(wave, self.encoder.config.n_mels), 5, self.config.max_tokens)
         return features, mask, text   # CTranslate2 encoded the padded clip itself
+
+    def decoder_input(self, features: torch.Tensor) -> torch.Tensor:
+        """MGCMA's speech features (1, T, L, D) or (1, T, D) -> what the decoder reads (1, T + S, d):
+        the clip's last layer, then the cached silence's frames at the positions that follow it."""
+        last = features[:, :, -1] if features.dim() == 4 else features     # (1, T, d): the final norm's output
+        T = last.shape[1]
+        S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
+        return torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1)
 
     def unsure(self, text: str, log_prob: float) -> bool:
         return compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob

@@ -83,3 +83,22 @@ def test_speech_condition_hides_the_text_and_scores_the_noise_it_names(scored_ma
     heard.clear()
     assert main(["--checkpoint", str(test_checkpoint), "--manifest", str(scored_manifest), "--asr", "none"]) == 0
     assert [a for a, _, _ in heard[:4]] == clean and all(text for _, text, _ in heard)   # clean: the file itself, with its words
+
+
+def test_text_from_gives_the_words_a_recogniser_would(scored_manifest, test_checkpoint):
+    """plain: lower case, no punctuation; asr: the recogniser's transcript of the clip as heard (with the
+    voice in the answer, left to the prediction's own ASR pass); refused without a recogniser."""
+    from mgcma.evaluate import words_of
+    from mgcma.predict import EmotionRecognizer, InputError
+    record = read_manifest(scored_manifest)[0]
+    recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+    assert words_of(recognizer, record, "manifest") == record.text
+    plain = words_of(recognizer, record, "plain")
+    assert plain == plain.lower() and not any(c in plain for c in ".,!?") and plain.split()
+    with pytest.raises(InputError, match="--text-from asr"):
+        words_of(recognizer, record, "asr", record.path)
+    heard = []
+    recognizer.asr = object()
+    recognizer.transcribe = lambda wave: (heard.append(len(wave)) or "words it heard", None)
+    assert words_of(recognizer, record, "asr", record.path) == "words it heard" and len(heard) == 1
+    assert words_of(recognizer, record, "asr", None) == "" and len(heard) == 1
