@@ -272,7 +272,7 @@ def training_share(records: list[Utterance], train_idx: list[int], fraction: flo
 # -------------------------------------------------------------------------------- batching
 class UtteranceDataset(Dataset):
     """Records -> dict(index, audio, text, label). With `views` > 1 it holds views x len(records)
-    items: item i is record i // views heard through augmentation number i % views (0 = clean),
+    items: item i is record i // views heard (and its text read) through augmentation number i % views (0 = clean),
     the same on every visit (seeded), so a frozen encoder's output can be cached per item.
     `hygiene` (silence trim, loudness) is applied after augmentation, as to a real recording.
     `cached`: speech keys whose encoder output is already cached; their audio is not loaded (an
@@ -280,12 +280,13 @@ class UtteranceDataset(Dataset):
 
     def __init__(self, records: list[Utterance], labels: list[str], limits: AudioLimits = AudioLimits(),
                  hygiene: Hygiene | None = None, views: int = 1, augment=None, seed: int = 0,
-                 cached: set | None = None):
+                 cached: set | None = None, text_augment=None):
         unknown = sorted({r.label for r in records} - set(labels))
         if unknown:
             raise ValueError(f"labels {unknown} are not among the model's labels {labels}")
         self.records, self.limits, self.hygiene = records, limits, hygiene
-        self.views, self.augment, self.seed = views if augment is not None else 1, augment, seed
+        augmented = augment is not None or text_augment is not None
+        self.views, self.augment, self.text_augment, self.seed = views if augmented else 1, augment, text_augment, seed
         self.label_index = {name: i for i, name in enumerate(labels)}
         self.cached = cached if cached is not None else set()
 
@@ -295,15 +296,18 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, item):
         r, view = self.records[item // self.views], item % self.views
         key = f"{r.path or r.corpus + ':' + r.id}#{view}"
-        audio = np.zeros(0, dtype=np.float32)
+        audio, text = np.zeros(0, dtype=np.float32), r.text
         if r.has_audio and key not in self.cached:
             audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
-            if view:
+            if view and self.augment is not None:
                 audio = self.augment(audio, seed=self.seed * 1_000_003 + item)
             if self.hygiene is not None:
                 audio = clean_speech(audio, self.hygiene)
-        return dict(index=item, record=item // self.views, audio=audio, text=r.text, label=self.label_index[r.label],
-                    speech_key=key)
+        if view and self.text_augment is not None and r.has_text:
+            text = self.text_augment(r.text, seed=self.seed * 1_000_003 + item)
+        # key_text: the sentence as said, so a misheard view keeps its "same words" positives
+        return dict(index=item, record=item // self.views, audio=audio, text=text, key_text=r.text,
+                    label=self.label_index[r.label], speech_key=key)
 
     def durations(self) -> list[float]:
         """Seconds per record from the file headers (no decoding), for bucketing; 0 without audio."""
@@ -354,7 +358,8 @@ class Collator:
                                  max_length=self.max_text_tokens, return_tensors="pt")
             has_text = torch.tensor([bool(t.strip()) for t in texts])
             batch.update(input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool() & has_text[:, None], texts=texts,
-                         text_keys=torch.tensor([text_key(t) for t in texts], dtype=torch.long))
+                         text_keys=torch.tensor([text_key(it.get("key_text") or t) for it, t in zip(items, texts)],
+                                                dtype=torch.long))
         return batch
 
 

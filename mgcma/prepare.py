@@ -24,17 +24,18 @@ from .data import read_iemocap, read_manifest, write_manifest
 from .synthetic import SyntheticConfig, generate
 
 
-def fill_transcripts(records, asr_spec: str):
-    """Transcribe the records whose text is empty (progress bar); the others are kept as they are."""
+def fill_transcripts(records, asr_spec: str, every: bool = False):
+    """Transcribe the records whose text is empty, or `every` record with audio (what a recogniser
+    hears in place of what was typed); progress bar. The others are kept as they are."""
     from tqdm import tqdm
     from .asr import load_asr
     from .audio import load_audio
-    missing = [r for r in records if not r.text.strip()]
+    missing = [r for r in records if r.path and (every or not r.text.strip())]
     if missing:
         asr = load_asr(asr_spec)
         for r in tqdm(missing, desc="transcribing", unit="utt"):
             r.text = asr(load_audio(r.path))
-    print(f"{len(missing)} of {len(records)} transcripts filled by {asr_spec}")
+    print(f"{len(missing)} of {len(records)} transcripts {'written' if every else 'filled'} by {asr_spec}")
     return records
 
 
@@ -82,6 +83,8 @@ def main(argv=None) -> int:
     manifest.add_argument("path", type=Path, help="manifest (.csv or .jsonl)")
     manifest.add_argument("--out", type=Path, required=True, help="the completed manifest")
     manifest.add_argument("--asr", default="faster-whisper", help="faster-whisper[:DIR] | openai-whisper:NAME_OR_PATH")
+    manifest.add_argument("--retranscribe", action="store_true",
+                          help="replace every clip's transcript with the ASR's (the words as a recogniser hears them)")
     args = parser.parse_args(argv)
     start = time.time()
     try:
@@ -108,7 +111,7 @@ def main(argv=None) -> int:
             records = read_goemotions(args.root)
             path = write_manifest(records, args.out)
         elif args.source == "manifest":
-            records = fill_transcripts(read_manifest(args.path), args.asr)
+            records = fill_transcripts(read_manifest(args.path), args.asr, args.retranscribe)
             path = write_manifest(records, args.out)
         else:
             cfg = SyntheticConfig(size=args.size, seed=args.seed, n_speakers=args.speakers, n_folds=args.folds)

@@ -30,6 +30,7 @@ from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
 from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .config import POSITIVES, PRESETS, preset
 from .augment import AugmentConfig, Augmenter
+from .text_augment import TextAugmenter
 from .calibration import calibrate
 from .data import BucketSampler, Collator, CorpusMixture, UtteranceDataset, training_share, validation_split
 from .protocols import load_records, make_folds, parse_weights, select_folds
@@ -58,6 +59,7 @@ class TrainConfig:
     inst_positives: str = ""           # pair | text | label ("": the preset's)
     modality_dropout: float = 0.0      # share of paired training rows that lose their speech or their text (answers from one modality)
     augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
+    text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     folds: str = "all"                 # "all" or comma-separated fold numbers (0-based)
     epochs: int = 15                   # epochs per fold
@@ -98,16 +100,19 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training
     """Training loaders draw by corpus weights and hear augmented views; the others are plain.
     Clips whose frozen-encoder output is in `caches` are not loaded again."""
     subset = [records[i] for i in indices]
-    views, augment, draw = 1, None, None
+    views, augment, text_augment, draw = 1, None, None, None
     if training and cfg.augment_views > 1 and model.config.uses_speech:
         # training speakers only, drawn from every corpus of the mixture (other voices, languages, rooms)
         paths = [r.path for r in subset if r.path is not None]
         babble = random.Random(seed).sample(paths, min(400, len(paths)))
         views, augment = cfg.augment_views, Augmenter(AugmentConfig(views=cfg.augment_views), babble)
+    if training and cfg.augment_views > 1 and cfg.text_augment and model.config.uses_text:
+        views, text_augment = cfg.augment_views, TextAugmenter.from_texts(r.text for r in subset)
     if training and (cfg.corpus_weights or cfg.balance_classes):
         draw = CorpusMixture(subset, parse_weights(cfg.corpus_weights), cfg.balance_classes, seed)
     dataset = UtteranceDataset(subset, model.config.labels, AudioLimits(max_seconds=cfg.max_seconds),
                                hygiene=model.config.hygiene, views=views, augment=augment, seed=seed,
+                               text_augment=text_augment,
                                cached=caches["speech"].keys if caches and "speech" in caches else None)
     sampler = BucketSampler(dataset.durations(), cfg.batch_size, shuffle=shuffle, seed=seed, views=views, draw=draw)
     collate = Collator(tokenizer, model.config.max_text_tokens)

@@ -234,7 +234,7 @@ def test_bucketing_reduces_padding_and_covers_every_item_once():
     assert sampler.batches() != first
 
 
-def test_prepare_fills_empty_transcripts_with_the_asr(tmp_path):
+def test_prepare_fills_empty_transcripts_or_every_one_with_the_asr(tmp_path):
     import shutil
     from pathlib import Path
     from mgcma.prepare import main
@@ -245,3 +245,6 @@ def test_prepare_fills_empty_transcripts_with_the_asr(tmp_path):
     texts = [r.text for r in read_manifest(tmp_path / "out.csv")]
     from mgcma.asr import word_error_rate   # quantised decoding varies between machines: bound the error, not the words
     assert word_error_rate("I just got the job, this is wonderful news.", texts[0]) <= 0.3 and texts[1] == "kept as it is"
+    assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "heard.csv"), "--retranscribe"]) == 0
+    heard = [r.text for r in read_manifest(tmp_path / "heard.csv")]   # what a recogniser hears replaces what was typed
+    assert heard[1] != "kept as it is" and word_error_rate("I just got the job, this is wonderful news.", heard[1]) <= 0.3
