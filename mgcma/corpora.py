@@ -72,16 +72,36 @@ def _wav_rows(root: Path):
         yield path, int(m.group(7)), RAVDESS_EMOTIONS[m.group(3)], RAVDESS_SENTENCES[m.group(5)]
 
 
-def read_dailydialog(root: str | Path, drop_train_twins: bool = False, report=print) -> list[Utterance]:
+CONTEXT_SEP = " [SEP] "   # BERT-family tokenizers read it as their own separator
+
+
+def read_dailydialog(root: str | Path, drop_train_twins: bool = False, context: int = 0,
+                     report=print) -> list[Utterance]:
     """DailyDialog's train / validation / test.csv (text, emotion, dialogue, turn) -> text-only
     records with the corpus's own split; `drop_train_twins`: leave out the test turns whose text
-    occurs verbatim in train (upstream duplicates whole dialogues; most twins are short generic turns)."""
+    occurs verbatim in train (upstream duplicates whole dialogues; most twins are short generic turns).
+    `context`: each turn's text comes with up to that many earlier turns of its dialogue."""
     records = [r for split in ("train", "validation", "test") for r in text_rows(Path(root), "dailydialog", split)]
+    kept = records
     if drop_train_twins:
         seen = {same_text(r.text) for r in records if r.split == "train"}
         kept = [r for r in records if r.split != "test" or same_text(r.text) not in seen]
         report(f"dailydialog: {len(records) - len(kept)} test turns occur verbatim in train and are left out")
-        records = kept
+    if context:
+        with_context(records, context)   # a left-out twin is still context for the turn after it
+    return kept
+
+
+def with_context(records: list[Utterance], context: int) -> list[Utterance]:
+    """Each record's text followed by the `context` turns before it in its dialogue, the nearest
+    first, so that a tokenizer's length limit cuts the oldest context, never the turn (in place)."""
+    dialogues = {}
+    for r in records:
+        dialogues.setdefault((r.split, r.meta["dialogue"]), {})[int(r.meta["turn"])] = r.text
+    for r in records:
+        turns, turn = dialogues[(r.split, r.meta["dialogue"])], int(r.meta["turn"])
+        before = [turns[t] for t in range(turn - 1, max(0, turn - context) - 1, -1) if t in turns]   # as read
+        r.text = CONTEXT_SEP.join([r.text] + before)
     return records
 
 

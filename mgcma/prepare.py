@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     daily.add_argument("root", type=Path, help="folder with train.csv, validation.csv, test.csv")
     daily.add_argument("--out", type=Path, default=Path("dailydialog.csv"), help="manifest (.csv or .jsonl)")
     daily.add_argument("--drop-train-twins", action="store_true", help="leave out test turns that occur verbatim in train")
+    daily.add_argument("--context", type=int, default=0, metavar="N",
+                       help="each turn's text followed by the N turns before it in its dialogue, nearest first ([SEP] between)")
     synth = sub.add_parser("synthetic", help="synthesise the offline eSpeak NG corpus")
     synth.add_argument("--out", type=Path, default=Path("data/synthetic"), help="output folder")
     synth.add_argument("--size", type=int, default=SyntheticConfig.size, help="number of utterances")
@@ -105,7 +107,8 @@ def main(argv=None) -> int:
                 records = fill_transcripts(records, args.transcribe)
             path = write_manifest(records, args.out)
         elif args.source == "dailydialog":
-            records = read_dailydialog(args.root, args.drop_train_twins, report=lambda msg: print(msg, file=sys.stderr))
+            records = read_dailydialog(args.root, args.drop_train_twins, args.context,
+                                       report=lambda msg: print(msg, file=sys.stderr))
             path = write_manifest(records, args.out)
         elif args.source == "goemotions":
             records = read_goemotions(args.root)

@@ -161,6 +161,12 @@ def test_dailydialog_keeps_its_splits_and_can_drop_test_turns_seen_in_train(tmp_
     # the twin differs only in case and spacing; validation keeps its copy (only test turns are filtered)
     assert [r.text for r in kept if r.split == "test"] == ["Why would you do that?"] and len(kept) == 4
     assert "1 test turns occur verbatim in train" in capsys.readouterr().err
+    # with context, the left-out twin is still the turn before the one that answered it (after it, so that
+    # truncation cuts the context first), and only its own dialogue counts
+    assert prepare(["dailydialog", str(root), "--out", str(out), "--drop-train-twins", "--context", "1"]) == 0
+    texts = {(r.split, r.label): r.text for r in read_manifest(out)}
+    assert texts[("test", "angry")] == "Why would you do that? [SEP] hello   THERE."
+    assert texts[("train", "happy")] == "I am so happy! [SEP] Hello there." and texts[("train", "neutral")] == "Hello there."
 
 
 @needs_shared
