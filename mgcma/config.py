@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class ModelConfig:
     freeze_feature_encoder: bool = True     # wav2vec2's CNN / Whisper's convolutions; off when the speech encoder starts random
     finetune_top_layers: int = 0            # >0: of the speech encoder, train only its top k layers (and final norm)
     speech_layers: str = "last"             # "last": the encoder's output; "weighted": a learned softmax mix of every layer
+    speech_layer_span: str = ""             # "A-B": the weighted mix draws on hidden states A..B only (0 = the block input); "": all
     max_text_tokens: int = 64
     # What a clip goes through before the encoder, in training and inference alike.
     trim_silence: bool = False              # cut leading/trailing non-speech (Silero VAD)
@@ -71,6 +73,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {', '.join(POSITIVES)}, got {getattr(self, name)!r}")
         if self.speech_layers not in ("last", "weighted"):
             raise ValueError(f"speech_layers must be 'last' or 'weighted', got {self.speech_layers!r}")
+        if self.speech_layer_span and (self.speech_layers != "weighted" or not re.fullmatch(r"\d+-\d+", self.speech_layer_span)):
+            raise ValueError(f"speech_layer_span must be 'A-B' with speech_layers='weighted', got {self.speech_layer_span!r}")
         if self.finetune_top_layers < 0 or (self.finetune_top_layers and self.freeze_speech_encoder):
             raise ValueError("finetune_top_layers needs a trainable speech encoder (freeze_speech_encoder=False) and k >= 0")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):

@@ -77,6 +77,16 @@ def n_hidden_states(encoder: nn.Module) -> int:
     return depth + 2 if isinstance(encoder, WhisperAudioEncoder) else depth + 1
 
 
+def layer_span(config, n_states: int) -> slice:
+    """The hidden states a weighted mix draws on (config.speech_layer_span "A-B", inclusive)."""
+    if not config.speech_layer_span:
+        return slice(0, n_states)
+    first, last = map(int, config.speech_layer_span.split("-"))
+    if not first <= last < n_states:
+        raise ValueError(f"speech_layer_span {config.speech_layer_span!r}: the encoder has hidden states 0-{n_states - 1}")
+    return slice(first, last + 1)
+
+
 def masked_mean(x, mask):
     """x: (B, T, d), mask: (B, T) bool, True = real -> (B, d)."""
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -240,7 +250,9 @@ class MGCMA(nn.Module):
             if c.finetune_top_layers:
                 freeze_below_top(self.speech_encoder, c.finetune_top_layers)
             if c.speech_layers == "weighted":
-                self.speech_layer_logits = nn.Parameter(torch.zeros(n_hidden_states(self.speech_encoder)))
+                self.speech_layers_used = layer_span(c, n_hidden_states(self.speech_encoder))
+                used = self.speech_layers_used
+                self.speech_layer_logits = nn.Parameter(torch.zeros(used.stop - used.start))
             self.speech_proj = Projection(self.speech_encoder.config.hidden_size, c.d_model)
         if c.uses_text:
             load = (pretrained or (c.freeze_text_encoder and load_frozen)) and c.text_encoder is not None
@@ -313,7 +325,8 @@ class MGCMA(nn.Module):
             return features
         w = self.speech_layer_logits.softmax(0).to(features.dtype)
         width = (self.speech_encoder.config.hidden_size,)   # a constant, so that the ONNX export needs no shape op
-        return torch.einsum("btld,l->btd", F.layer_norm(features, width), w)
+        used = features[:, :, self.speech_layers_used]                      # (B, Ts, L', D)
+        return torch.einsum("btld,l->btd", F.layer_norm(used, width), w)
 
     def encode_text(self, input_ids, text_mask):
         """input_ids, text_mask: (B, Tt) -> (B, Tt, D_enc)."""

@@ -61,6 +61,7 @@ class TrainConfig:
     augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
+    speech_layer_span: str = ""        # "A-B": mix Whisper's / wav2vec2's hidden states A..B only (0 = the first block's input; "": the preset's)
     folds: str = "all"                 # "all" or comma-separated fold numbers (0-based)
     epochs: int = 15                   # epochs per fold
     max_steps: int | None = None       # per fold; overrides epochs
@@ -86,7 +87,7 @@ def model_config(cfg: TrainConfig, labels):
     unimodal = cfg.modality != "both"
     overrides = dict(labels=labels, modality=cfg.modality, use_dist=cfg.use_dist and not unimodal,
                      use_token=cfg.use_token and not unimodal, use_inst=cfg.use_inst and not unimodal)
-    for name in ("lambda_dist", "lambda_inst", "dist_positives", "inst_positives"):
+    for name in ("lambda_dist", "lambda_inst", "dist_positives", "inst_positives", "speech_layer_span"):
         if getattr(cfg, name) not in (None, ""):
             overrides[name] = getattr(cfg, name)
     if cfg.finetune_top_layers:

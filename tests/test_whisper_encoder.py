@@ -125,6 +125,28 @@ def test_weighted_layers_mix_every_hidden_state(make_batch):
     assert model.frame_seconds == 0.02
 
 
+def test_a_layer_span_mixes_only_those_hidden_states(make_batch, tmp_path, tokenizer):
+    torch.manual_seed(0)
+    model = MGCMA(preset("test-whisper", speech_layers="weighted", speech_layer_span="1-2")).eval()
+    assert model.speech_layer_logits.shape == (2,)
+    batch = make_batch([16000, 9000])
+    feats, _ = model.encode_speech(batch["audio"], batch["audio_mask"])
+    with torch.no_grad():
+        model.speech_layer_logits.copy_(torch.tensor([0.0, 1.0]))
+        w = torch.tensor([0.0, 1.0]).softmax(0)
+        expected = sum(w[k] * torch.nn.functional.layer_norm(feats[:, :, 1 + k], feats.shape[-1:]) for k in range(2))
+        mixed = model.mix_layers(feats)
+        feats[:, :, [0, 3]] = 1e3   # the states outside the span do not matter
+        assert torch.allclose(mixed, expected, atol=1e-5) and torch.allclose(model.mix_layers(feats), mixed)
+    save_model(model, tmp_path / "ckpt", tokenizer)
+    assert load_model(tmp_path / "ckpt").config.speech_layer_span == "1-2"
+    for span in ("0-9", "2-1"):
+        with pytest.raises(ValueError, match="speech_layer_span"):
+            MGCMA(preset("test-whisper", speech_layers="weighted", speech_layer_span=span))
+    with pytest.raises(ValueError, match="speech_layer_span"):
+        preset("test-whisper", speech_layer_span="1-2")   # a span needs the weighted mix
+
+
 def test_checkpoint_round_trip_with_a_whisper_encoder(tmp_path, tokenizer, make_batch):
     torch.manual_seed(0)
     model = MGCMA(preset("test-whisper")).eval()
