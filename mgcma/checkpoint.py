@@ -43,13 +43,15 @@ def unstored_encoders(model: MGCMA) -> list[str]:
 
 def unstored_keys(model: MGCMA) -> dict[str, set[str]]:
     """Encoder name -> the state keys a checkpoint leaves to the encoder's source: all of a
-    frozen encoder's, and the frozen part of a speech encoder whose top layers are fine-tuned."""
+    frozen encoder's, and the frozen part of an encoder whose top layers are fine-tuned."""
     state = model.state_dict()
     keys = {name: {k for k in state if k.startswith(f"{name}_encoder.")} for name in unstored_encoders(model)}
     c = model.config
-    if c.finetune_top_layers and c.speech_encoder is not None and hasattr(model, "speech_encoder"):
-        trainable = {f"speech_encoder.{n}" for n, p in model.speech_encoder.named_parameters() if p.requires_grad}
-        keys["speech"] = {k for k in state if k.startswith("speech_encoder.") and k not in trainable}
+    for name, top in (("speech", c.finetune_top_layers), ("text", c.finetune_top_text_layers)):
+        if top and getattr(c, f"{name}_encoder") is not None and hasattr(model, f"{name}_encoder"):
+            encoder = getattr(model, f"{name}_encoder")
+            trainable = {f"{name}_encoder.{n}" for n, p in encoder.named_parameters() if p.requires_grad}
+            keys[name] = {k for k in state if k.startswith(f"{name}_encoder.") and k not in trainable}
     return keys
 
 

@@ -32,6 +32,7 @@ class ModelConfig:
     freeze_text_encoder: bool = False
     freeze_feature_encoder: bool = True     # wav2vec2's CNN / Whisper's convolutions; off when the speech encoder starts random
     finetune_top_layers: int = 0            # >0: of the speech encoder, train only its top k layers (and final norm)
+    finetune_top_text_layers: int = 0       # >0: of the text encoder, train only its top k layers
     speech_layers: str = "last"             # "last": the encoder's output; "weighted": a learned softmax mix of every layer
     speech_layer_span: str = ""             # "A-B": the weighted mix draws on hidden states A..B only (0 = the block input); "": all
     max_text_tokens: int = 64
@@ -75,8 +76,10 @@ class ModelConfig:
             raise ValueError(f"speech_layers must be 'last' or 'weighted', got {self.speech_layers!r}")
         if self.speech_layer_span and (self.speech_layers != "weighted" or not re.fullmatch(r"\d+-\d+", self.speech_layer_span)):
             raise ValueError(f"speech_layer_span must be 'A-B' with speech_layers='weighted', got {self.speech_layer_span!r}")
-        if self.finetune_top_layers < 0 or (self.finetune_top_layers and self.freeze_speech_encoder):
-            raise ValueError("finetune_top_layers needs a trainable speech encoder (freeze_speech_encoder=False) and k >= 0")
+        for side, k in (("speech", self.finetune_top_layers), ("text", self.finetune_top_text_layers)):
+            if k < 0 or (k and getattr(self, f"freeze_{side}_encoder")):
+                raise ValueError(f"fine-tuning the {side} encoder's top layers needs it trainable "
+                                 f"(freeze_{side}_encoder=False) and k >= 0")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be at least 2 distinct names, got {self.labels}")
         if not self.temperature > 0 or not 0 <= self.not_sure_below < 1:

@@ -67,7 +67,10 @@ def build_speech_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
 
 
 def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
-    return encoder.layers if isinstance(encoder, WhisperAudioEncoder) else encoder.encoder.layers
+    """Whisper's blocks, wav2vec2's or BERT's layers."""
+    if isinstance(encoder, WhisperAudioEncoder):
+        return encoder.layers
+    return encoder.encoder.layers if hasattr(encoder.encoder, "layers") else encoder.encoder.layer
 
 
 def n_hidden_states(encoder: nn.Module) -> int:
@@ -97,7 +100,7 @@ def freeze_below_top(encoder: nn.Module, k: int) -> None:
     """Train only the encoder's top k layers and what follows them (final norms)."""
     layers = encoder_layers(encoder)
     if k > len(layers):
-        raise ValueError(f"finetune_top_layers={k} but the speech encoder has {len(layers)} layers")
+        raise ValueError(f"fine-tuning the top {k} layers, but the encoder has {len(layers)} layers")
     top = {id(p) for layer in list(layers)[len(layers) - k:] for p in layer.parameters()}
     final = ("ln_post.", "encoder.layer_norm.")   # Whisper; wav2vec2 (stable layer norm)
     for name, p in encoder.named_parameters():
@@ -255,8 +258,11 @@ class MGCMA(nn.Module):
                 self.speech_layer_logits = nn.Parameter(torch.zeros(used.stop - used.start))
             self.speech_proj = Projection(self.speech_encoder.config.hidden_size, c.d_model)
         if c.uses_text:
-            load = (pretrained or (c.freeze_text_encoder and load_frozen)) and c.text_encoder is not None
+            from_source = c.freeze_text_encoder or c.finetune_top_text_layers
+            load = (pretrained or (from_source and load_frozen)) and c.text_encoder is not None
             self.text_encoder = build_encoder(c.text_encoder, c.text_encoder_config, load)
+            if c.finetune_top_text_layers:
+                freeze_below_top(self.text_encoder, c.finetune_top_text_layers)
             self.text_proj = Projection(self.text_encoder.config.hidden_size, c.d_model)
         for name in ("speech", "text"):
             if getattr(c, f"freeze_{name}_encoder") and hasattr(self, f"{name}_encoder"):
@@ -276,9 +282,16 @@ class MGCMA(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for name in ("speech", "text"):  # frozen encoders stay deterministic (no dropout, no masking)
-            if getattr(self.config, f"freeze_{name}_encoder") and hasattr(self, f"{name}_encoder"):
-                getattr(self, f"{name}_encoder").eval()
+        c = self.config
+        for name, top in (("speech", c.finetune_top_layers), ("text", c.finetune_top_text_layers)):
+            encoder = getattr(self, f"{name}_encoder", None)
+            if encoder is None or not (top or getattr(c, f"freeze_{name}_encoder")):
+                continue
+            encoder.eval()   # frozen parts stay deterministic (no dropout, no masking): their outputs can be cached
+            if top:
+                layers = list(encoder_layers(encoder))
+                for layer in layers[len(layers) - top:]:
+                    layer.train(mode)
         return self
 
     # -- encoders ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .calibration import calibrated, expected_calibration_error
+from . import partial
 from .metrics import classification_metrics
 
 MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
@@ -17,9 +18,17 @@ class FeatureCache:
     can serve every fold, seed and setting of an ablation. Kept in half precision: a Whisper
     encoder's every-layer features are large."""
 
-    def __init__(self):
-        self.store = {}
+    def __init__(self, dtype: torch.dtype = torch.float16):
+        self.store, self.dtype = {}, dtype
         self.keys = set()   # what a dataset may skip loading (it holds this set, not the features)
+        self.stamped = None
+
+    def stamp(self, stamp) -> None:
+        """What the features were computed by (mgcma/partial.py: frozen_stamp); another stamp drops them."""
+        if stamp != self.stamped:
+            self.store.clear()
+            self.keys.clear()   # in place: datasets hold this set
+            self.stamped = stamp
 
     def get(self, keys, compute):
         """keys: one hashable per row; compute() -> (features (B, T, ...), mask (B, T)) for the whole batch."""
@@ -27,7 +36,7 @@ class FeatureCache:
             feats, mask = compute()
             for k, f, m in zip(keys, feats, mask):
                 if k not in self.store:   # a row already cached may have come without its audio
-                    self.store[k] = f[m].detach().to(torch.float16)
+                    self.store[k] = f[m].detach().to(self.dtype)
                     self.keys.add(k)
         feats = [self.store[k] for k in keys]
         n = max(1, max(f.shape[0] for f in feats))   # a batch without audio still has one (masked) frame
@@ -38,25 +47,45 @@ class FeatureCache:
         return out, mask
 
 
+def cached_text(cache: FeatureCache, batch, encode):
+    """encode(input_ids, text_mask) -> (B, Tt, D), cached per transcript."""
+    text_mask = batch["text_mask"]
+    feats, _ = cache.get(batch["texts"], lambda: (encode(batch["input_ids"], text_mask), text_mask))
+    # cached rows keep their real tokens only: a batch of rows without text has fewer frames than its mask
+    feats = torch.nn.functional.pad(feats, (0, 0, 0, max(0, text_mask.shape[1] - feats.shape[1])))
+    return feats[:, :text_mask.shape[1]]
+
+
+def speech_cache(caches: dict):
+    """The cache whose clips a dataset need not load: a frozen speech encoder's, or its frozen bottom's."""
+    return caches.get("speech") or caches.get("speech_bottom")
+
+
 def model_inputs(model, batch, caches, modality: str = "both"):
-    """Raw inputs, or cached features in place of frozen encoders. `modality` "speech" or
-    "text" hides the other side (its mask all False), as for a record that lacks it."""
+    """Raw inputs, or cached features in place of frozen encoders (or of their frozen bottoms,
+    the trainable tops run here). `modality` "speech" or "text" hides the other side (its mask
+    all False), as for a record that lacks it."""
     c = model.config
     inputs = dict(labels=batch["labels"])
     if c.uses_speech:
         if "speech" in caches:
             inputs["speech_features"], inputs["speech_mask"] = caches["speech"].get(
                 batch["speech_keys"], lambda: model.encode_speech(batch["audio"], batch["audio_mask"]))
+        elif "speech_bottom" in caches:
+            caches["speech_bottom"].stamp(partial.frozen_stamp(model, "speech"))
+            bottom, mask = caches["speech_bottom"].get(
+                batch["speech_keys"], lambda: partial.speech_bottom(model, batch["audio"], batch["audio_mask"]))
+            inputs["speech_features"], inputs["speech_mask"] = partial.speech_top(model, bottom, mask), mask
         else:
             inputs.update(audio=batch["audio"], audio_mask=batch["audio_mask"])
     if c.uses_text:
         text_mask = batch["text_mask"]
         if "text" in caches:
-            feats, _ = caches["text"].get(batch["texts"],
-                                          lambda: (model.encode_text(batch["input_ids"], text_mask), text_mask))
-            # cached rows keep their real tokens only: a batch of rows without text has fewer frames than its mask
-            feats = torch.nn.functional.pad(feats, (0, 0, 0, max(0, text_mask.shape[1] - feats.shape[1])))
-            inputs.update(text_features=feats[:, :text_mask.shape[1]], text_mask=text_mask)
+            inputs.update(text_features=cached_text(caches["text"], batch, model.encode_text), text_mask=text_mask)
+        elif "text_bottom" in caches:
+            caches["text_bottom"].stamp(partial.frozen_stamp(model, "text"))
+            hidden = cached_text(caches["text_bottom"], batch, lambda ids, mask: partial.text_bottom(model, ids, mask))
+            inputs.update(text_features=partial.text_top(model, hidden, text_mask), text_mask=text_mask)
         else:
             inputs.update(input_ids=batch["input_ids"], text_mask=text_mask)
         inputs["text_keys"] = batch.get("text_keys")

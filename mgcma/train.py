@@ -35,7 +35,9 @@ from .calibration import calibrate
 from .data import BucketSampler, Collator, CorpusMixture, UtteranceDataset, training_share, validation_split
 from .protocols import load_records, make_folds, parse_weights, select_folds
 from .model import MGCMA
-from .steps import MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score
+from .partial import frozen_stamp, split_supported
+from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score,
+                    speech_cache)
 
 log = logging.getLogger("mgcma.train")
 
@@ -61,6 +63,7 @@ class TrainConfig:
     augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
+    finetune_top_text_layers: int = 0  # train the top k layers of the text encoder (0: the preset's freezing)
     speech_layer_span: str = ""        # "A-B": mix Whisper's / wav2vec2's hidden states A..B only (0 = the first block's input; "": the preset's)
     folds: str = "all"                 # "all" or comma-separated fold numbers (0-based)
     epochs: int = 15                   # epochs per fold
@@ -92,6 +95,8 @@ def model_config(cfg: TrainConfig, labels):
             overrides[name] = getattr(cfg, name)
     if cfg.finetune_top_layers:
         overrides.update(finetune_top_layers=cfg.finetune_top_layers, freeze_speech_encoder=False)
+    if cfg.finetune_top_text_layers:
+        overrides.update(finetune_top_text_layers=cfg.finetune_top_text_layers, freeze_text_encoder=False)
     if cfg.freeze_encoders:
         overrides.update(freeze_speech_encoder=True, freeze_text_encoder=True)
     return preset(cfg.preset, **overrides)
@@ -114,7 +119,7 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training
     dataset = UtteranceDataset(subset, model.config.labels, AudioLimits(max_seconds=cfg.max_seconds),
                                hygiene=model.config.hygiene, views=views, augment=augment, seed=seed,
                                text_augment=text_augment,
-                               cached=caches["speech"].keys if caches and "speech" in caches else None)
+                               cached=speech_cache(caches).keys if speech_cache(caches) else None)
     sampler = BucketSampler(dataset.durations(), cfg.batch_size, shuffle=shuffle, seed=seed, views=views, draw=draw)
     collate = Collator(tokenizer, model.config.max_text_tokens)
     # its own generator: worker seeding must not draw on the global RNG that dropout uses,
@@ -177,12 +182,18 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
 
 # ------------------------------------------------------------------------------------ folds
 def frozen_caches(model, cfg, shared: dict | None) -> dict:
-    """A FeatureCache per frozen encoder: the caller's `shared` ones (content-keyed, so valid
-    across folds and runs with the same encoders), else fresh ones."""
-    names = [n for n in ("speech", "text") if cfg.cache_features and getattr(model.config, f"freeze_{n}_encoder")]
-    if shared is None:
-        return {n: FeatureCache() for n in names}
-    return {n: shared.setdefault(n, FeatureCache()) for n in names}
+    """A FeatureCache per frozen encoder, and per frozen bottom of a partly fine-tuned one
+    ("speech_bottom", "text_bottom": mgcma/partial.py): the caller's `shared` ones (content-keyed,
+    so valid across folds and runs with the same encoders), else fresh ones. A bottom cache is
+    stamped with its frozen part before any loader skips loading what it holds."""
+    if not cfg.cache_features:
+        return {}
+    names = [n for n in ("speech", "text") if getattr(model.config, f"freeze_{n}_encoder")]
+    bottoms = [f"{n}_bottom" for n in ("speech", "text") if split_supported(model, n)]
+    caches = {n: FeatureCache() if shared is None else shared.setdefault(n, FeatureCache()) for n in names + bottoms}
+    for name in bottoms:
+        caches[name].stamp(frozen_stamp(model, name.removesuffix("_bottom")))
+    return caches
 
 
 def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerator, val_idx=None,

@@ -114,6 +114,16 @@ class WhisperAudioEncoder(nn.Module):
 
     def forward(self, mel, mel_lengths, output_hidden_states: bool = False) -> WhisperEncoderOutput:
         """mel: (B, M, L) log-mel, zero beyond each clip's length; mel_lengths: (B,)."""
+        x, mask = self.embed(mel, mel_lengths)
+        states = [x]
+        for block in self.blocks:
+            x = block(x, mask)
+            states.append(x)
+        x = self.ln_post(x)
+        return WhisperEncoderOutput(x, mask, tuple(states) if output_hidden_states else None)
+
+    def embed(self, mel, mel_lengths):
+        """-> the first block's input (B, T, d) and the frame mask (B, T)."""
         L = mel.shape[-1]
         mel_mask = torch.arange(L, device=mel.device)[None, :] < mel_lengths[:, None]      # (B, L)
         x = F.gelu(self.conv1(mel)) * mel_mask[:, None, :].to(mel.dtype)   # padding back to 0, as alone
@@ -122,13 +132,7 @@ class WhisperAudioEncoder(nn.Module):
         if T > self.config.n_ctx:
             raise ValueError(f"{T} frames exceed the encoder's {self.config.n_ctx} (30 s)")
         mask = torch.arange(T, device=x.device)[None, :] < self.frame_lengths(mel_lengths)[:, None]
-        x = x + self.positional_embedding[:T].to(x.dtype)
-        states = [x]
-        for block in self.blocks:
-            x = block(x, mask)
-            states.append(x)
-        x = self.ln_post(x)
-        return WhisperEncoderOutput(x, mask, tuple(states) if output_hidden_states else None)
+        return x + self.positional_embedding[:T].to(x.dtype), mask
 
     def forward_audio(self, audio, audio_mask, output_hidden_states: bool = False) -> WhisperEncoderOutput:
         """audio: (B, N) 16 kHz, audio_mask: (B, N) bool -> frames at 50 per second."""
