@@ -75,11 +75,14 @@ class OnnxRecognizer:
         return features, mask
 
     def encode_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        if not text:   # no words: MiniLM is skipped, the answers never read masked-out features
+            width = self.sessions["text"].get_outputs()[0].shape[-1]
+            return np.zeros((1, 1, width), np.float32), np.zeros((1, 1), bool)
         enc = self.tokenizer.encode(text)
         ids = np.array([enc.ids], dtype=np.int64)
         ones = np.ones_like(ids)
         features, = self.sessions["text"].run(None, {"input_ids": ids, "attention_mask": ones})
-        return features, ones.astype(bool) & bool(text)
+        return features, ones.astype(bool)
 
     def head(self, speech, speech_mask, text, text_mask) -> dict:
         shift = np.zeros((1, speech.shape[-1]), np.float32)
