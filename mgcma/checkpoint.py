@@ -27,10 +27,14 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message says what is wrong."""
 
 
+def weights_checksum(params) -> str:
+    """A number that tells whether weights are the same ones (their sum of squares)."""
+    return f"{sum(p.detach().double().pow(2).sum().item() for p in params):.10e}"
+
+
 def fingerprint(model: torch.nn.Module, keys: set[str]) -> str:
-    """A number that tells whether the unstored parameters are the ones trained with."""
-    total = sum(p.detach().double().pow(2).sum().item() for k, p in model.named_parameters() if k in keys)
-    return f"{total:.10e}"
+    """Whether the unstored parameters are the ones trained with."""
+    return weights_checksum(p for k, p in model.named_parameters() if k in keys)
 
 
 def unstored_encoders(model: MGCMA) -> list[str]:
@@ -47,8 +51,8 @@ def unstored_keys(model: MGCMA) -> dict[str, set[str]]:
     state = model.state_dict()
     keys = {name: {k for k in state if k.startswith(f"{name}_encoder.")} for name in unstored_encoders(model)}
     c = model.config
-    for name, top in (("speech", c.finetune_top_layers), ("text", c.finetune_top_text_layers)):
-        if top and getattr(c, f"{name}_encoder") is not None and hasattr(model, f"{name}_encoder"):
+    for name in ("speech", "text"):
+        if c.tuned_top(name) and getattr(c, f"{name}_encoder") is not None and hasattr(model, f"{name}_encoder"):
             encoder = getattr(model, f"{name}_encoder")
             trainable = {f"{name}_encoder.{n}" for n, p in encoder.named_parameters() if p.requires_grad}
             keys[name] = {k for k in state if k.startswith(f"{name}_encoder.") and k not in trainable}

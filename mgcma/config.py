@@ -76,7 +76,8 @@ class ModelConfig:
             raise ValueError(f"speech_layers must be 'last' or 'weighted', got {self.speech_layers!r}")
         if self.speech_layer_span and (self.speech_layers != "weighted" or not re.fullmatch(r"\d+-\d+", self.speech_layer_span)):
             raise ValueError(f"speech_layer_span must be 'A-B' with speech_layers='weighted', got {self.speech_layer_span!r}")
-        for side, k in (("speech", self.finetune_top_layers), ("text", self.finetune_top_text_layers)):
+        for side in ("speech", "text"):
+            k = self.tuned_top(side)
             if k < 0 or (k and getattr(self, f"freeze_{side}_encoder")):
                 raise ValueError(f"fine-tuning the {side} encoder's top layers needs it trainable "
                                  f"(freeze_{side}_encoder=False) and k >= 0")
@@ -93,6 +94,10 @@ class ModelConfig:
         if not self.trim_silence and self.loudness_dbfs is None:
             return None
         return Hygiene(trim=self.trim_silence, loudness_dbfs=self.loudness_dbfs)
+
+    def tuned_top(self, side: str) -> int:
+        """How many top layers of the `side` ("speech" | "text") encoder train (0: none, or all of it)."""
+        return self.finetune_top_layers if side == "speech" else self.finetune_top_text_layers
 
     @property
     def uses_speech(self) -> bool:

@@ -283,8 +283,8 @@ class MGCMA(nn.Module):
     def train(self, mode: bool = True):
         super().train(mode)
         c = self.config
-        for name, top in (("speech", c.finetune_top_layers), ("text", c.finetune_top_text_layers)):
-            encoder = getattr(self, f"{name}_encoder", None)
+        for name in ("speech", "text"):
+            encoder, top = getattr(self, f"{name}_encoder", None), c.tuned_top(name)
             if encoder is None or not (top or getattr(c, f"freeze_{name}_encoder")):
                 continue
             encoder.eval()   # frozen parts stay deterministic (no dropout, no masking): their outputs can be cached

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .checkpoint import weights_checksum
 from .whisper_encoder import WhisperAudioEncoder, log_mel_batch
 
 
@@ -22,11 +23,9 @@ def text_split_supported(encoder) -> bool:
 
 
 def split_supported(model, side: str) -> bool:
-    """Whether `side` ("speech" | "text") of the model has a trainable top whose bottom can be cached."""
-    c = model.config
-    k = c.finetune_top_layers if side == "speech" else c.finetune_top_text_layers
+    """Whether `side` of the model has a trainable top whose frozen bottom can be cached."""
     encoder = getattr(model, f"{side}_encoder", None)
-    if not k or encoder is None:
+    if not model.config.tuned_top(side) or encoder is None:
         return False
     return isinstance(encoder, WhisperAudioEncoder) if side == "speech" else text_split_supported(encoder)
 
@@ -40,9 +39,7 @@ def frozen_stamp(model, side: str) -> tuple:
     versions = tuple((id(p), p._version) for p in frozen)
     memo = getattr(encoder, "_frozen_stamp", None)
     if memo is None or memo[0] != versions:
-        checksum = sum(p.detach().double().pow(2).sum().item() for p in frozen)
-        split = model.config.finetune_top_layers if side == "speech" else model.config.finetune_top_text_layers
-        memo = (versions, (split, f"{checksum:.12e}"))
+        memo = (versions, (model.config.tuned_top(side), weights_checksum(frozen)))
         encoder._frozen_stamp = memo
     return memo[1]
 
