@@ -296,15 +296,15 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, item):
         r, view = self.records[item // self.views], item % self.views
         key = f"{r.path or r.corpus + ':' + r.id}#{view}"
-        audio, text = np.zeros(0, dtype=np.float32), r.text
+        audio, text, view_seed = np.zeros(0, dtype=np.float32), r.text, self.seed * 1_000_003 + item
         if r.has_audio and key not in self.cached:
             audio = r.waveform if r.waveform is not None else load_audio(r.path, self.limits)
             if view and self.augment is not None:
-                audio = self.augment(audio, seed=self.seed * 1_000_003 + item)
+                audio = self.augment(audio, seed=view_seed)
             if self.hygiene is not None:
                 audio = clean_speech(audio, self.hygiene)
         if view and self.text_augment is not None and r.has_text:
-            text = self.text_augment(r.text, seed=self.seed * 1_000_003 + item)
+            text = self.text_augment(r.text, seed=view_seed)
         # key_text: the sentence as said, so a misheard view keeps its "same words" positives
         return dict(index=item, record=item // self.views, audio=audio, text=text, key_text=r.text,
                     label=self.label_index[r.label], speech_key=key)

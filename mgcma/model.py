@@ -90,6 +90,13 @@ def layer_span(config, n_states: int) -> slice:
     return slice(first, last + 1)
 
 
+def scatter_rows(part: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """The rows computed for `present` (B,) bool -> all B rows, zeros where a row was absent."""
+    full = part.new_zeros(len(present), *part.shape[1:])
+    full[present] = part
+    return full
+
+
 def masked_mean(x, mask):
     """x: (B, T, d), mask: (B, T) bool, True = real -> (B, d)."""
     m = mask.unsqueeze(-1).to(x.dtype)
@@ -310,11 +317,7 @@ class MGCMA(nn.Module):
                 hidden, mask = audio.new_zeros(shape), audio_mask.new_zeros(0, 1)
         if present.all():   # the usual batch: nothing to scatter
             return hidden, mask
-        full = hidden.new_zeros(len(audio), *hidden.shape[1:])
-        full[present] = hidden
-        full_mask = mask.new_zeros(len(audio), mask.shape[1])
-        full_mask[present] = mask
-        return full, full_mask
+        return scatter_rows(hidden, present), scatter_rows(mask, present)
 
     def run_speech_encoder(self, audio, audio_mask, weighted: bool):
         enc = self.speech_encoder

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 
 from .checkpoint import weights_checksum
-from .whisper_encoder import WhisperAudioEncoder, log_mel_batch
+from .model import scatter_rows
+from .whisper_encoder import WhisperAudioEncoder
 
 
 def text_split_supported(encoder) -> bool:
@@ -53,17 +54,13 @@ def speech_bottom(model, audio, audio_mask):
     if not present.any():   # no row has audio: one masked frame each
         return audio.new_zeros(len(audio), 1, len(enc.blocks) - k + 1, enc.config.d_model), audio_mask[:, :1] & False
     with torch.no_grad():
-        mel, lengths = log_mel_batch(audio[present], audio_mask[present].sum(-1), enc.config.n_mels)
-        x, mask = enc.embed(mel.to(enc.conv1.weight.dtype), lengths)
+        x, mask = enc.embed(*enc.mel(audio[present], audio_mask[present]))
         states = [x]
         for block in enc.blocks[:len(enc.blocks) - k]:
             x = block(x, mask)
             states.append(x)
     stacked = torch.stack(states, dim=2)                                   # (B', Ts, S, D)
-    full = stacked.new_zeros(len(audio), *stacked.shape[1:])
-    full_mask = mask.new_zeros(len(audio), mask.shape[1])
-    full[present], full_mask[present] = stacked, mask
-    return full, full_mask
+    return scatter_rows(stacked, present), scatter_rows(mask, present)
 
 
 def speech_top(model, bottom, mask):
@@ -79,9 +76,7 @@ def speech_top(model, bottom, mask):
         states.append(x)
     last = enc.ln_post(x)
     out = torch.stack((*states, last), dim=2) if weighted else last          # (B', Ts, L, D) | (B', Ts, D)
-    full = out.new_zeros(len(mask), *out.shape[1:])
-    full[present] = out
-    return full
+    return scatter_rows(out, present)
 
 
 # ----------------------------------------------------------------------------------- text
@@ -89,15 +84,20 @@ def text_bottom(model, input_ids, text_mask):
     """(B, Tt) tokens -> (B, Tt, D) the hidden state entering the first trainable layer."""
     enc, k = model.text_encoder, model.config.finetune_top_text_layers
     with torch.no_grad():
-        out = enc(input_ids=input_ids, attention_mask=text_mask.long(), output_hidden_states=True)
-    return out.hidden_states[len(enc.encoder.layer) - k]
+        return run_text_layers(enc, enc.embeddings(input_ids=input_ids), text_mask,
+                               enc.encoder.layer[:len(enc.encoder.layer) - k])
 
 
 def text_top(model, hidden, text_mask):
     """text_bottom's hidden state -> (B, Tt, D) the encoder's last hidden state."""
-    from transformers.masking_utils import create_bidirectional_mask
     enc, k = model.text_encoder, model.config.finetune_top_text_layers
-    attention = create_bidirectional_mask(config=enc.config, inputs_embeds=hidden, attention_mask=text_mask.long())
-    for layer in enc.encoder.layer[len(enc.encoder.layer) - k:]:
+    return run_text_layers(enc, hidden, text_mask, enc.encoder.layer[len(enc.encoder.layer) - k:])
+
+
+def run_text_layers(encoder, hidden, text_mask, layers):
+    """BERT's layers over (B, Tt, D) hidden states, with the attention mask BertModel builds."""
+    from transformers.masking_utils import create_bidirectional_mask
+    attention = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=text_mask.long())
+    for layer in layers:
         hidden = layer(hidden, attention)
     return hidden

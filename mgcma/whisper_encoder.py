@@ -136,8 +136,12 @@ class WhisperAudioEncoder(nn.Module):
 
     def forward_audio(self, audio, audio_mask, output_hidden_states: bool = False) -> WhisperEncoderOutput:
         """audio: (B, N) 16 kHz, audio_mask: (B, N) bool -> frames at 50 per second."""
+        return self(*self.mel(audio, audio_mask), output_hidden_states)
+
+    def mel(self, audio, audio_mask):
+        """(B, N) 16 kHz audio -> (B, M, L) log-mel in the encoder's dtype and (B,) its lengths."""
         mel, lengths = log_mel_batch(audio, audio_mask.sum(-1), self.config.n_mels)
-        return self(mel.to(self.conv1.weight.dtype), lengths, output_hidden_states)
+        return mel.to(self.conv1.weight.dtype), lengths
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
