@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer
 
 from .config import ModelConfig
-from .model import MGCMA, resolve_source
+from .model import MGCMA, local_source, resolve_source
+from .text_tokenizer import TextTokenizer
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"
 FORMAT = "mgcma-1"
@@ -161,8 +161,16 @@ def load_tokenizer(config: ModelConfig, directory: str | Path | None = None):
     if not config.uses_text:
         return None
     if directory is not None and (Path(directory) / TOKENIZER_DIR).is_dir():
-        return AutoTokenizer.from_pretrained(str(Path(directory) / TOKENIZER_DIR))
+        return open_tokenizer(Path(directory) / TOKENIZER_DIR)
     source = config.tokenizer or config.text_encoder
     if source is None:
         raise CheckpointError("no tokenizer: set `tokenizer` in the config or save one into the checkpoint")
-    return AutoTokenizer.from_pretrained(resolve_source(source))
+    return open_tokenizer(local_source(source) or resolve_source(source))
+
+
+def open_tokenizer(source: str | Path):
+    """A tokenizer.json through `tokenizers` alone; anything else through transformers."""
+    if (Path(source) / "tokenizer.json").is_file():
+        return TextTokenizer(source)
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(source))

@@ -204,8 +204,6 @@ def main(argv=None) -> int:
     add_precision_argument(parser)
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
     start = time.time()
     problems = []
     try:

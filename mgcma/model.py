@@ -10,15 +10,17 @@ g Gaussian width, h attention heads, C classes, L encoder layers.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModel
 
 from .audio import SAMPLE_RATE
+from .bert_encoder import BertConfig, BertTextEncoder, is_plain_bert, load_bert
 from .config import EMBEDDED_MINILM, ModelConfig
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
 from .whisper_encoder import MODEL_TYPE as WHISPER_TYPE, WhisperAudioEncoder, WhisperEncoderConfig, \
@@ -35,6 +37,9 @@ def resolve_source(source: str) -> str:
 
 def build_encoder(source: str | None, config_fields: dict, pretrained: bool) -> nn.Module:
     """A Hugging Face encoder: pretrained weights from `source`, or random init from a config."""
+    from transformers import AutoConfig, AutoModel   # 1-3 s to import: only for encoders that need it
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()   # stderr carries our progress and one-line errors, nothing else
     if pretrained and source is not None:
         path = resolve_source(source)
         try:
@@ -50,6 +55,31 @@ def build_encoder(source: str | None, config_fields: dict, pretrained: bool) -> 
     else:
         raise ValueError("an encoder needs a pretrained source or a config with model_type")
     return AutoModel.from_config(hf_config)
+
+
+def build_text_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
+    """BERT (MiniLM, bert-base) from mgcma/bert_encoder.py; any other text encoder from transformers."""
+    source = config.text_encoder
+    directory = local_source(source) if source is not None and (pretrained or not config.text_encoder_config) else None
+    fields = config.text_encoder_config or (json.loads((directory / "config.json").read_text()) if directory else {})
+    if not is_plain_bert(fields):
+        return build_encoder(source, config.text_encoder_config, pretrained)
+    if pretrained and directory is not None:
+        return load_bert(directory)
+    return BertTextEncoder(BertConfig.from_fields(fields))
+
+
+def local_source(source: str) -> Path | None:
+    """The directory a text encoder's source names: embedded, local, or a hub name already in the
+    local Hugging Face cache (None if it is none of these: transformers then says why)."""
+    path = Path(resolve_source(source))
+    if (path / "config.json").is_file():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(source, local_files_only=True))
+    except Exception:   # not a hub name, or not downloaded: build_encoder's message covers both
+        return None
 
 
 def is_whisper(config: ModelConfig) -> bool:
@@ -165,14 +195,30 @@ class AttentionBlock(nn.Module):
         has_context = context_mask.any(-1)                                   # (B,)
         safe_mask = context_mask.clone()
         safe_mask[~has_context, 0] = True
-        out, weights = self.attn(q, kv, kv, key_padding_mask=~safe_mask,
-                                 need_weights=need_weights, average_attn_weights=False)
+        out, weights = self.attend(q, kv, safe_mask, need_weights)
         keep = has_context.to(out.dtype)
         x = x + self.drop(out * keep[:, None, None])
         if weights is not None:
             weights = weights * keep[:, None, None, None]
         x = x + self.drop(self.ff(self.norm_ff(x)))
         return x, weights
+
+    def attend(self, q, kv, mask, need_weights):
+        """nn.MultiheadAttention's computation on its own weights, (B, Tq, d) over (B, Tk, d) ->
+        (B, Tq, d) and (B, h, Tq, Tk) or None. Calling the module imports sympy for a shape check
+        on its first call: 0.45 s of the app's first answer."""
+        B, Tq, d = q.shape
+        h, p = self.attn.num_heads, self.attn.dropout if self.training else 0.0
+        (w_q, w_k, w_v), (b_q, b_k, b_v) = self.attn.in_proj_weight.chunk(3), self.attn.in_proj_bias.chunk(3)
+        split = lambda t: t.view(B, -1, h, d // h).transpose(1, 2)   # noqa: E731  (B, T, d) -> (B, h, T, d/h)
+        q, k, v = split(F.linear(q, w_q, b_q)), split(F.linear(kv, w_k, b_k)), split(F.linear(kv, w_v, b_v))
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // h)                       # (B, h, Tq, Tk)
+            weights = scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)
+            out = F.dropout(weights, p) @ v
+        else:
+            weights, out = None, F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :], dropout_p=p)
+        return self.attn.out_proj(out.transpose(1, 2).reshape(B, Tq, d)), weights
 
 
 class TokenAlignment(nn.Module):
@@ -267,7 +313,7 @@ class MGCMA(nn.Module):
         if c.uses_text:
             from_source = c.freeze_text_encoder or c.finetune_top_text_layers
             load = (pretrained or (from_source and load_frozen)) and c.text_encoder is not None
-            self.text_encoder = build_encoder(c.text_encoder, c.text_encoder_config, load)
+            self.text_encoder = build_text_encoder(c, load)
             if c.finetune_top_text_layers:
                 freeze_below_top(self.text_encoder, c.finetune_top_text_layers)
             self.text_proj = Projection(self.text_encoder.config.hidden_size, c.d_model)

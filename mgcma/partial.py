@@ -7,20 +7,17 @@ top k layers. For Whisper's audio encoder with a weighted mix of layers the cach
 frozen hidden states below the split, which the mix reads. The frozen part runs in eval mode
 (no dropout) with or without the cache, so both give the same outputs and gradients.
 
-Supported: Whisper's audio encoder (mgcma/whisper_encoder.py) and BERT-family text encoders
-(MiniLM, bert-base). Other encoders fine-tune their top layers uncached.
+Supported: Whisper's audio encoder (mgcma/whisper_encoder.py) and BERT text encoders
+(mgcma/bert_encoder.py: MiniLM, bert-base). Other encoders fine-tune their top layers uncached.
 """
 from __future__ import annotations
 
 import torch
 
+from .bert_encoder import BertTextEncoder
 from .checkpoint import weights_checksum
 from .model import scatter_rows
 from .whisper_encoder import WhisperAudioEncoder
-
-
-def text_split_supported(encoder) -> bool:
-    return hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer")
 
 
 def split_supported(model, side: str) -> bool:
@@ -28,7 +25,7 @@ def split_supported(model, side: str) -> bool:
     encoder = getattr(model, f"{side}_encoder", None)
     if not model.config.tuned_top(side) or encoder is None:
         return False
-    return isinstance(encoder, WhisperAudioEncoder) if side == "speech" else text_split_supported(encoder)
+    return isinstance(encoder, WhisperAudioEncoder if side == "speech" else BertTextEncoder)
 
 
 def frozen_stamp(model, side: str) -> tuple:
@@ -84,20 +81,10 @@ def text_bottom(model, input_ids, text_mask):
     """(B, Tt) tokens -> (B, Tt, D) the hidden state entering the first trainable layer."""
     enc, k = model.text_encoder, model.config.finetune_top_text_layers
     with torch.no_grad():
-        return run_text_layers(enc, enc.embeddings(input_ids=input_ids), text_mask,
-                               enc.encoder.layer[:len(enc.encoder.layer) - k])
+        return enc.run_layers(enc.embeddings(input_ids), text_mask, enc.encoder.layer[:len(enc.encoder.layer) - k])
 
 
 def text_top(model, hidden, text_mask):
     """text_bottom's hidden state -> (B, Tt, D) the encoder's last hidden state."""
     enc, k = model.text_encoder, model.config.finetune_top_text_layers
-    return run_text_layers(enc, hidden, text_mask, enc.encoder.layer[len(enc.encoder.layer) - k:])
-
-
-def run_text_layers(encoder, hidden, text_mask, layers):
-    """BERT's layers over (B, Tt, D) hidden states, with the attention mask BertModel builds."""
-    from transformers.masking_utils import create_bidirectional_mask
-    attention = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=text_mask.long())
-    for layer in layers:
-        hidden = layer(hidden, attention)
-    return hidden
+    return enc.run_layers(hidden, text_mask, enc.encoder.layer[len(enc.encoder.layer) - k:])

@@ -274,8 +274,6 @@ def main(argv=None) -> int:
         asr = "faster-whisper" if args.asr in ("auto", "shared") else args.asr
         return onnx_main(["--onnx", args.checkpoint, "--audio", args.audio, "--asr", asr]
                          + (["--text", args.text] if args.text is not None else []) + (["--json"] if args.json else []))
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()  # stderr carries the one-line error and nothing else
     try:
         recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
         if args.segments:

@@ -18,15 +18,19 @@ against faster-whisper on the same Whisper.
 """
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from .asr import torch_threads_kept
-from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, embedded_whisper_dir, log_mel
+from .checkpoint import atomic_write, weights_checksum
+from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, cache_dir, embedded_whisper_dir, log_mel
 
 MAX_SECONDS = 30.0
 
@@ -76,6 +80,22 @@ def decoder_directory(speech_encoder: str | None) -> Path | None:
     return None
 
 
+def encode_silence(encoder) -> torch.Tensor:
+    n = int(MAX_SECONDS * 16000)
+    device = encoder.conv1.weight.device
+    with torch.inference_mode():
+        return encoder.forward_audio(torch.zeros(1, n, device=device),
+                                     torch.ones(1, n, dtype=torch.bool, device=device)).last_hidden_state
+
+
+def encoder_key(encoder) -> str:
+    """What an encoding depends on: the weights, the kinds of layer they run in (float32 or
+    quantised), the device and PyTorch's version."""
+    kinds = sorted({f"{type(m).__module__}.{type(m).__qualname__}" for m in encoder.modules()})
+    parts = [weights_checksum(encoder.parameters()), *kinds, encoder.conv1.weight.device.type, torch.__version__]
+    return hashlib.sha1(" ".join(parts).encode()).hexdigest()[:16]
+
+
 def whisper_mel(wave: np.ndarray, n_mels: int) -> torch.Tensor:
     """Whisper's standard input: the clip padded to 30 s, as log-mel (1, n_mels, 3000)."""
     from whisper.audio import pad_or_trim
@@ -105,13 +125,19 @@ class SharedWhisperASR:
         self.fallbacks = 0   # clips transcribed the standard way (for the benchmark)
 
     def silence(self) -> torch.Tensor:
-        """The encoder's last layer over 30 s of silence (1, 1500, d), made once."""
+        """The encoder's last layer over 30 s of silence (1, 1500, d), made once per encoder and
+        kept on disk (a second of the app's start with Whisper base)."""
         if self._silence is None:
-            n = int(MAX_SECONDS * 16000)
-            device = self.encoder.conv1.weight.device
-            with torch.inference_mode():
-                self._silence = self.encoder.forward_audio(torch.zeros(1, n, device=device),
-                                                           torch.ones(1, n, dtype=torch.bool, device=device)).last_hidden_state
+            path = cache_dir() / f"silence-{encoder_key(self.encoder)}.safetensors"
+            try:
+                self._silence = load_file(path)["silence"].to(self.encoder.conv1.weight.device)
+            except (OSError, SafetensorError, KeyError):   # not made yet, or a broken file: made again
+                self._silence = encode_silence(self.encoder)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(path, lambda tmp: save_file({"silence": self._silence.cpu().contiguous()}, tmp))
+                except OSError:   # a read-only home: the next start encodes it again
+                    pass
         return self._silence
 
     def listen(self, wave: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, str]:

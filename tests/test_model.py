@@ -194,3 +194,22 @@ def test_text_positives_make_repeated_sentences_no_negatives(make_batch):
     assert by_text.losses["inst"] < by_pair.losses["inst"] and by_text.losses["dist"] < by_pair.losses["dist"]
     same = model(**batch, text_keys=torch.tensor([1, 2, 3]))   # all distinct = pair positives
     assert torch.allclose(same.losses["inst"], by_pair.losses["inst"]) and torch.allclose(same.losses["dist"], by_pair.losses["dist"])
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_token_attention_computes_what_multihead_attention_does(need_weights):
+    """AttentionBlock.attend replaces nn.MultiheadAttention's call on the module's own weights;
+    a row without any real key is given one, as the block does."""
+    from mgcma.model import AttentionBlock
+    torch.manual_seed(0)
+    block = AttentionBlock(32, 4, 0.0).eval()
+    q, kv = torch.randn(3, 5, 32), torch.randn(3, 7, 32)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:], mask[2, 1:] = False, False
+    ours, our_weights = block.attend(q, kv, mask, need_weights)
+    theirs, their_weights = block.attn(q, kv, kv, key_padding_mask=~mask, need_weights=need_weights,
+                                       average_attn_weights=False)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    if need_weights:
+        assert torch.allclose(our_weights, their_weights, atol=1e-6)
+        assert our_weights[1, :, :, 4:].abs().max() == 0

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
 from mgcma.asr import ASRError, FasterWhisperASR, word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT, EmotionRecognizer
@@ -94,3 +95,27 @@ def test_a_sentence_the_decoder_repeats_at_the_end_is_kept_once():
     assert drop_repeats("Kids are talking. Kids are talking. Kids are talking.") == "Kids are talking."
     assert drop_repeats("Oh no. No, no, no, no.") == "Oh no. No, no, no, no."    # short words repeat in speech
     assert drop_repeats("I said it. And then I said it.") == "I said it. And then I said it."
+
+
+def test_the_encoding_of_silence_is_kept_on_disk_and_made_again_when_broken(recognizer, tmp_path, monkeypatch):
+    from mgcma.shared_asr import encode_silence, encoder_key
+    monkeypatch.setenv("MGCMA_CACHE", str(tmp_path))
+    asr = recognizer.asr
+    monkeypatch.setattr(asr, "_silence", None)
+    made = asr.silence()
+    (cached,) = tmp_path.glob("silence-*.safetensors")
+    assert torch.equal(made, encode_silence(asr.encoder))
+    monkeypatch.setattr(asr, "_silence", None)
+    assert torch.equal(asr.silence(), made)                 # read back from the file
+    cached.write_bytes(b"not a tensor file")
+    monkeypatch.setattr(asr, "_silence", None)
+    assert torch.equal(asr.silence(), made)                 # made again, and the file mended
+    assert torch.equal(load_file(cached)["silence"], made)
+    key, bias = encoder_key(asr.encoder), asr.encoder.ln_post.bias
+    saved = bias.detach().clone()
+    with torch.no_grad():
+        bias.add_(1.0)
+        try:
+            assert encoder_key(asr.encoder) != key          # other weights: another file
+        finally:
+            bias.copy_(saved)
