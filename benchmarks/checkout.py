@@ -1,8 +1,10 @@
-"""The live hop and the cold start of another checkout (an older commit), measured as
+"""The live hop and the cold start of other checkouts (older commits), measured as
 benchmarks/laptop.py measures them, for before/after figures on one machine and one day:
 
   git worktree add /tmp/before COMMIT
-  python -m benchmarks.checkout /tmp/before [--out FILE.json]
+  python -m benchmarks.checkout /tmp/before . [--rounds 4] [--no-live-hop] [--out FILE.json]
+
+The cold starts take turns, one per checkout per round, so that the machine's drift falls on all alike.
 
 The request, the long recording and the word error rate of an older checkout come from its own
 `python -m benchmarks.shared_pass`, run inside it.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -31,13 +34,22 @@ def load_recognizer(root: Path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.checkout", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("checkout", type=Path, help="the other checkout's root")
+    parser.add_argument("checkouts", type=Path, nargs="+", help="the checkouts' roots")
+    parser.add_argument("--rounds", type=int, default=3, help="cold starts of each checkout, taking turns")
+    parser.add_argument("--no-live-hop", action="store_true", help="the cold starts only")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    root = args.checkout.resolve()
-    bench.ROOT = root                       # the cold start runs that checkout's app.py
-    result = dict(checkout=str(root), live_hop=bench_live_hop(load_recognizer(root), 7),
-                  cold_start=bench.bench_app_cold_start(3))
+    roots = [root.resolve() for root in args.checkouts]
+    starts = {str(root): [] for root in roots}
+    for _ in range(args.rounds):
+        for root in roots:
+            bench.ROOT = root               # the cold start runs that checkout's app.py
+            starts[str(root)].append(bench.cold_start())
+    result = {str(root): dict(cold_start={k: statistics.median(s[k] for s in starts[str(root)]) for k in starts[str(root)][0]}
+                              | dict(runs=args.rounds, each=starts[str(root)])) for root in roots}
+    if not args.no_live_hop:   # last: each checkout's mgcma replaces the one imported before
+        for root in roots:
+            result[str(root)]["live_hop"] = bench_live_hop(load_recognizer(root), 7)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
