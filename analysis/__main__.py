@@ -24,7 +24,7 @@ from mgcma.data import leave_one_group_out, read_manifest  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402
-from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure  # noqa: E402
+from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure, versus_table  # noqa: E402
 from .calibration import calibration_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
@@ -159,6 +159,8 @@ def cmd_ablation(args):
     if not summary:
         raise FileNotFoundError(f"no <setting>/**/fold-*/metrics.json under {args.runs}: run python -m mgcma.ablate first")
     table = ablation_table(summary)
+    if args.against:   # the same settings in another ablation, pair by pair
+        table += "\n" + versus_table(summary, json.loads(Path(args.against).read_text()), args.against_name)
     (args.out / f"{name}.md").write_text(table)
     (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2))
     print(table)
@@ -226,6 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", required=True, help="the --out folder of python -m mgcma.ablate")
     p.add_argument("--earlier", default=None, help="an earlier ablation.json whose runs count where --runs lacks them")
     p.add_argument("--no-confusion", action="store_true", help="leave out the confusion matrices")
+    p.add_argument("--against", default=None, help="another ablation's ablation.json (e.g. with frozen encoders): "
+                   "each setting's paired difference to it")
+    p.add_argument("--against-name", default="frozen", help="what to call it in the table")
     p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
                    help="score the models' answer from both modalities, or from one with the other hidden")
     p = add("calibration", "reliability diagrams (before/after the temperature) and accuracy-coverage curves")

@@ -136,6 +136,20 @@ def ablation_table(summary: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def versus_table(summary: dict, reference: dict, name: str) -> str:
+    """Markdown: each setting against the same setting of another ablation (its ablation.json, e.g.
+    with frozen encoders), over the (seed, fold) pairs both ran."""
+    rows = [f"| setting | pairs | UA % here | UA % {name} | here - {name} (paired) |", "| --- | --- | --- | --- | --- |"]
+    for setting, s in summary.items():
+        theirs = {(r["seed"], r["fold"]): r["UA"] for r in reference.get(setting, {}).get("runs", [])}
+        pairs = np.array([(r["UA"], theirs[k]) for r in s["runs"] if (k := (r["seed"], r["fold"])) in theirs])
+        if len(pairs):
+            here, there = 100 * pairs.T
+            rows.append(f"| {DESCRIPTIONS[setting]} | {len(pairs)} | {here.mean():.2f} +- {here.std():.2f} "
+                        f"| {there.mean():.2f} +- {there.std():.2f} | {paired_cell(paired_test(reference[setting]['runs'], s['runs']))} |")
+    return "\n".join(rows) + "\n"
+
+
 def chosen_settings(spec: str, unimodal: bool) -> dict:
     every = {**SETTINGS, **UNIMODAL, **VARIANTS}
     if spec == "all":

@@ -108,3 +108,14 @@ def test_the_table_can_score_the_voice_only_answer(tiny_corpus, tmp_path):
     assert voice["full"]["UA_mean"] == full["by_modality"]["speech"]["UA"]
     assert voice["speech-only"]["UA_mean"] == speech_only["UA"]
     assert ablate.ablation_summary(out)["full"]["UA_mean"] == full["UA"]
+
+
+def test_another_ablation_is_compared_pair_by_pair_over_the_runs_both_have():
+    def runs(*uas):
+        return {"runs": [dict(seed=s, fold=f, UA=ua) for (s, f), ua in zip([(0, 0), (0, 1), (1, 0)], uas)]}
+    here = {"full": runs(0.80, 0.70, 0.60), "none": runs(0.5)}
+    frozen = {"full": {"runs": runs(0.70, 0.60)["runs"]}}            # seed 1 fold 0 never ran there
+    table = ablate.versus_table(here, frozen, "frozen")
+    (row,) = [line for line in table.splitlines() if line.startswith("| MGCMA")]
+    assert "| 2 | 75.00 +- 5.00 | 65.00 +- 5.00 | +10.00 +- 0.00 (n=2" in row
+    assert "no alignment" not in table                              # nothing to pair it with
