@@ -56,6 +56,18 @@ def test_cached_bottoms_give_the_same_outputs_and_gradients(make_batch, tokenize
     assert len(caches["speech_bottom"].store) == 3 and len(caches["text_bottom"].store) == 3
 
 
+@pytest.mark.parametrize("layers", ["last", "weighted"])
+def test_a_batch_without_any_speech_gives_what_the_whole_encoder_gives(make_batch, tokenizer, layers):
+    """Words-only rows make whole batches without audio in a corpus mixture (GoEmotions beside RAVDESS)."""
+    model = partly_tuned(speech_layers=layers)
+    batch = as_cached(make_batch(LENGTHS), tokenizer)
+    batch["audio_mask"][:] = False
+    whole, _ = loss_and_grads(model, batch, {})
+    caches = {"speech_bottom": FeatureCache(torch.float32), "text_bottom": FeatureCache(torch.float32)}
+    cached, _ = loss_and_grads(model, batch, caches)
+    torch.testing.assert_close(cached.logits, whole.logits, atol=1e-5, rtol=1e-4)
+
+
 def test_the_bottom_is_computed_once_per_clip_and_again_when_the_frozen_part_changes(make_batch, tokenizer, monkeypatch):
     model = partly_tuned()
     batch = as_cached(make_batch(LENGTHS), tokenizer)
