@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def report(result: dict, out: Path | None) -> None:
+    """The result as JSON on stdout, and in `out` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 def measure(fn, repeat: int, warmup: int = 1) -> dict:
     """Median, min and max wall time of fn() in milliseconds."""
     for _ in range(warmup):

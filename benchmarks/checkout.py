@@ -12,12 +12,12 @@ The request, the long recording and the word error rate of an older checkout com
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 from . import __main__ as bench
+from .__main__ import report
 from .laptop import bench_live_hop
 
 
@@ -50,10 +50,7 @@ def main(argv=None) -> int:
     if not args.no_live_hop:   # last: each checkout's mgcma replaces the one imported before
         for root in roots:
             result[str(root)]["live_hop"] = bench_live_hop(load_recognizer(root), 7)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 

@@ -10,7 +10,6 @@ run, so their ratios hold even on a busy machine.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -27,7 +26,7 @@ from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.segments import SegmentConfig, classify_segments
 from mgcma.shared_asr import decoder_directory
 
-from .__main__ import ROOT, speech_clip
+from .__main__ import ROOT, report, speech_clip
 
 
 def interleaved(fns: dict, repeat: int) -> dict:
@@ -122,10 +121,7 @@ def main(argv=None) -> int:
     long = {"shared_pass": shared} if args.quick else {"shared_pass": shared, "separate_tiny_en_asr": separate}
     result["long_recording"] = bench_long(long, 1.0 if args.quick else 5.0)
     result["wer"] = [bench_wer(shared, standard, m, args.wer_clips) for m in args.wer_manifest]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     r = result["request_5s"]
     print(f"5 s request {r['times_ms']['request_shared_pass']['median']:.0f} ms; ratio to ASR alone "
           f"{r['ratios']['request_over_asr_alone_shared']:.2f} (shared pass), "

@@ -11,7 +11,6 @@ Reports the boundary error (start and end of every word) and the time per clip (
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ import torch
 from analysis.word_times import WordTimer
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.synthetic import ESpeak
+
+from .__main__ import report
 
 SENTENCES = ["the train leaves at noon from platform seven", "I never said she stole my money",
              "please bring the blue folder to my office tomorrow", "kids are talking by the door"]
@@ -89,10 +90,7 @@ def main(argv=None) -> int:
     clips = [known_timing_clip(espeak, s, v, g) for v in VOICES for s in SENTENCES for g in GAPS]
     result = {"app's word timer (faster-whisper tiny.en)": score(WordTimer().align, clips),
               "shared pass (Whisper base's decoder)": score(shared_pass_timer(EmotionRecognizer(DEFAULT_CHECKPOINT, "shared")), clips)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(result, args.out)
     return 0
 
 
