@@ -47,7 +47,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     limit_malloc_arenas()
     # the model loads while Gradio imports: reading weights, CTranslate2's decoder and PyTorch's
-    # kernels release Python's lock that the import holds (the page comes about 2 s sooner here)
+    # kernels release Python's lock that the import holds (the first answer 0.3-0.4 s sooner here)
     with ThreadPoolExecutor(1) as pool:
         loading = pool.submit(load_warm, args.checkpoint, args.asr, args.device, args.precision)
         from app.ui import create_app
