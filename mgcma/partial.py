@@ -66,9 +66,6 @@ def speech_top(model, bottom, mask):
     enc, k = model.speech_encoder, model.config.finetune_top_layers
     weighted = model.config.speech_layers == "weighted"
     present = mask.any(-1)
-    if not present.any():   # a batch without audio (words only): masked zeros, as encode_speech gives
-        n_states, width = bottom.shape[2] + k + 1, bottom.shape[-1]
-        return bottom.new_zeros((*mask.shape, n_states, width) if weighted else (*mask.shape, width))
     states, m = [bottom[present, :, i] for i in range(bottom.shape[2])], mask[present]
     x = states[-1]
     for block in enc.blocks[len(enc.blocks) - k:]:

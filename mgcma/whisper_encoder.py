@@ -73,7 +73,7 @@ class EncoderBlock(nn.Module):
         """x: (B, T, d), mask: (B, T) True = real frame."""
         B, T, d = x.shape
         h = self.attn_ln(x)
-        q, k, v = (self.attn[n](h).view(B, T, self.n_heads, -1).transpose(1, 2)   # (B, heads, T, d/heads)
+        q, k, v = (self.attn[n](h).view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)   # (B, heads, T, d/heads); B may be 0
                    for n in ("query", "key", "value"))
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         x = x + self.attn["out"](a.transpose(1, 2).reshape(B, T, d))
