@@ -246,8 +246,12 @@ def free_port() -> int:
 def bench_app_cold_start(runs: int = 1) -> dict:
     """From `python app.py` to the page served and to the first answered request (a 5 s clip and its
     words through the /predict API); the median over `runs` starts."""
-    starts = [cold_start() for _ in range(runs)]
-    return {k: statistics.median(s[k] for s in starts) for k in starts[0]} | dict(runs=runs)
+    return median_start([cold_start() for _ in range(runs)])
+
+
+def median_start(starts: list[dict]) -> dict:
+    """cold_start()'s results -> the median of each time, and how many starts."""
+    return {k: statistics.median(s[k] for s in starts) for k in starts[0]} | dict(runs=len(starts))
 
 
 def cold_start() -> dict:

@@ -12,12 +12,11 @@ The request, the long recording and the word error rate of an older checkout com
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 from . import __main__ as bench
-from .__main__ import report
+from .__main__ import median_start, report
 from .laptop import bench_live_hop
 
 
@@ -45,8 +44,7 @@ def main(argv=None) -> int:
         for root in roots:
             bench.ROOT = root               # the cold start runs that checkout's app.py
             starts[str(root)].append(bench.cold_start())
-    result = {str(root): dict(cold_start={k: statistics.median(s[k] for s in starts[str(root)]) for k in starts[str(root)][0]}
-                              | dict(runs=args.rounds, each=starts[str(root)])) for root in roots}
+    result = {root: dict(cold_start=median_start(each) | dict(each=each)) for root, each in starts.items()}
     if not args.no_live_hop:   # last: each checkout's mgcma replaces the one imported before
         for root in roots:
             result[str(root)]["live_hop"] = bench_live_hop(load_recognizer(root), 7)

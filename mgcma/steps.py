@@ -58,7 +58,8 @@ def cached_text(cache: FeatureCache, batch, encode):
 
 def speech_cache(caches: dict | None):
     """The cache whose clips a dataset need not load: a frozen speech encoder's, or its frozen bottom's."""
-    return (caches or {}).get("speech") or (caches or {}).get("speech_bottom")
+    caches = caches or {}
+    return caches.get("speech") or caches.get("speech_bottom")
 
 
 def model_inputs(model, batch, caches, modality: str = "both"):
