@@ -58,8 +58,8 @@ def bench_stages(recognizer: EmotionRecognizer, repeat: int) -> dict:
     audio = torch.from_numpy(wave)[None]
     mask = torch.ones_like(audio, dtype=torch.bool)
     features, frames_mask = model.encode_speech(audio, mask)
-    frames = asr.decoder_input(features)
-    text = asr.decode(frames, 1, 200)[0]
+    frames = asr.decoder_input([features])
+    text = asr.decode(frames, 1, 200)[0][0]
     return {name: measure(fn, repeat) for name, fn in (
         ("load_and_clean", lambda: recognizer.load(clip)),
         ("speech_encoder", lambda: model.encode_speech(audio, mask)),

@@ -51,7 +51,7 @@ def shared_pass_timer(recognizer: EmotionRecognizer):
         audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
         with torch.inference_mode():
             features, _ = recognizer.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
-        frames = ctranslate2.StorageView.from_array(np.ascontiguousarray(asr.decoder_input(features).float().numpy()))
+        frames = ctranslate2.StorageView.from_array(np.ascontiguousarray(asr.decoder_input([features]).float().numpy()))
         tokens = tokenizer.encode(" " + text.strip())
         result = asr.decoder.align(frames, tokenizer.sot_sequence, [tokens], len(wave) // 160, median_filter_width=7)[0]
         text_at, time_at = (np.array([pair[k] for pair in result.alignments]) for k in (0, 1))

@@ -19,7 +19,8 @@ from .audio import SAMPLE_RATE
 @dataclass(frozen=True)
 class AugmentConfig:
     views: int = 4               # copies of each training clip: view 0 clean, the rest augmented
-    p_noise: float = 0.6         # white noise or babble, 5-30 dB SNR
+    p_noise: float = 0.6         # white noise (5-30 dB SNR) or babble
+    babble_snr_db: tuple[float, float] = (5.0, 25.0)   # the babble's SNR range
     p_speed_pitch: float = 0.3   # +-10 % speed or +-2 semitones
     p_telephone: float = 0.2     # 300-3400 Hz through 8 kHz sampling
     p_reverb: float = 0.25       # a simulated room
@@ -58,7 +59,8 @@ class Augmenter:
         c = config
         noises = [AddGaussianSNR(min_snr_db=5.0, max_snr_db=30.0, p=1.0)]
         if babble_paths:
-            noises.append(AddBackgroundNoise(sounds_path=list(babble_paths), min_snr_db=5.0, max_snr_db=25.0,
+            low, high = c.babble_snr_db
+            noises.append(AddBackgroundNoise(sounds_path=list(babble_paths), min_snr_db=low, max_snr_db=high,
                                              noise_rms="relative", p=1.0))
         self.transform = Compose([
             Gain(min_gain_db=-12.0, max_gain_db=12.0, p=c.p_gain),

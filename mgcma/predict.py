@@ -128,15 +128,15 @@ class EmotionRecognizer:
             wave = read_clip(audio, self.limits)
         return wave, [str(w.message) for w in caught]
 
-    def transcribe(self, wave: np.ndarray) -> tuple[str, tuple | None]:
-        """-> (transcript, the speech features and mask when the shared pass computed them)."""
+    def transcribe(self, waves: list[np.ndarray]) -> list[tuple[str, tuple | None]]:
+        """-> for each clip (transcript, the speech features and mask when the shared pass computed them).
+        The shared pass decodes the clips together (one decoder batch)."""
         if self.asr is None:
             raise InputError("no transcript was given and no ASR is loaded (--asr none)")
         try:
             if isinstance(self.asr, SharedWhisperASR):
-                features, mask, text = self.asr.listen(wave)
-                return text, (features, mask)
-            return self.asr(wave), None
+                return [(text, (features, mask)) for features, mask, text in self.asr.listen_many(waves)]
+            return [(self.asr(wave), None) for wave in waves]
         except Exception as e:
             raise ASRError(f"the speech recogniser failed ({e.__class__.__name__}: {e}); type the transcript instead") from None
 
@@ -157,21 +157,53 @@ class EmotionRecognizer:
         `reference`: unlabeled speech of the same speaker or session; the voice is heard relative
         to it (mgcma/normalise.py); `calm_reference`: it is an enrolment of calm speech. It needs the
         checkpoint's training means (speech_stats.npz)."""
-        timings = {}
         start = time.perf_counter()
         wave, notes = self.load(audio)
-        timings["load"] = 1000 * (time.perf_counter() - start)
-        source = "user"
-        needs_words = self.config.uses_text and not (text and text.strip()) and use_asr
-        if needs_words and self.asr is None and self.config.uses_speech:
-            notes.append("no transcript and no speech recogniser (--asr none): the answer comes from the voice alone")
-            needs_words = False
-        speech = None
-        if needs_words:
+        timings = {"load": 1000 * (time.perf_counter() - start)}
+        heard = None
+        if self.needs_words(text, use_asr, notes):
             start = time.perf_counter()
-            text, speech = self.transcribe(wave)
-            source = "asr"
+            heard = self.transcribe([wave])[0]
             timings["asr"] = 1000 * (time.perf_counter() - start)
+        return self.answer(wave, notes, timings, text, heard, reference, calm_reference)
+
+    @torch.inference_mode()
+    def predict_many(self, audios: list) -> list[Prediction | AudioError]:
+        """The emotions of several clips without words (a long recording's utterances), their
+        transcripts decoded together: about half the decoder's time a clip on 2 CPU cores. A clip
+        that cannot be heard (too short, silent) gets its AudioError in its place."""
+        loaded = []
+        for audio in audios:
+            start = time.perf_counter()
+            try:
+                loaded.append((*self.load(audio), {"load": 1000 * (time.perf_counter() - start)}))
+            except AudioError as e:
+                loaded.append(e)
+        clips = [x for x in loaded if not isinstance(x, AudioError)]
+        heard = [None] * len(clips)
+        wanted = [self.needs_words(None, True, notes) for _, notes, _ in clips]   # alike for all; each gets its note
+        if any(wanted):
+            start = time.perf_counter()
+            heard = self.transcribe([wave for wave, _, _ in clips])
+            for _, _, timings in clips:
+                timings["asr"] = 1000 * (time.perf_counter() - start) / len(clips)   # its share of the batch
+        answers = iter(self.answer(wave, notes, timings, None, h) for (wave, notes, timings), h in zip(clips, heard))
+        return [x if isinstance(x, AudioError) else next(answers) for x in loaded]
+
+    def needs_words(self, text: str | None, use_asr: bool, notes: list[str]) -> bool:
+        """Whether the ASR must write the words; a note where it would but cannot."""
+        needs = self.config.uses_text and not (text and text.strip()) and use_asr
+        if needs and self.asr is None and self.config.uses_speech:
+            notes.append("no transcript and no speech recogniser (--asr none): the answer comes from the voice alone")
+            return False
+        return needs
+
+    def answer(self, wave: np.ndarray, notes: list[str], timings: dict, text: str | None = None,
+               heard: tuple | None = None, reference: SpeechMean | None = None, calm_reference: bool = False) -> Prediction:
+        """`predict` for a loaded clip; `heard`: (transcript, speech features) from `transcribe`."""
+        source, speech = "user", None
+        if heard is not None:
+            (text, speech), source = heard, "asr"
             if not text:
                 notes.append("the speech recogniser heard no words; type the transcript and run again")
         given = (text or "").strip()

@@ -24,6 +24,7 @@ class SegmentConfig:
     max_segment_seconds: float = 15.0  # longer stretches of speech are cut into pieces of this length
     min_silence_ms: int = 500         # a pause this long ends an utterance
     min_speech_ms: int = 300          # shorter blips are not utterances
+    batch: int = 8                    # utterances transcribed together (recognizer.predict_many)
 
 
 def speech_segments(path: str | Path, cfg: SegmentConfig = SegmentConfig()) -> Iterator[tuple[float, float, np.ndarray]]:
@@ -71,16 +72,24 @@ def speech_segments(path: str | Path, cfg: SegmentConfig = SegmentConfig()) -> I
 
 def classify_segments(recognizer, path: str | Path, cfg: SegmentConfig = SegmentConfig(), progress=None) -> list[dict]:
     """[{start, end, text, label, probabilities, answers, not_sure}] for each utterance of a recording.
-    progress(seconds done, total seconds) is called after each utterance."""
+    progress(seconds done, total seconds) is called after each batch of utterances."""
     total = sf.info(str(path)).duration
-    segments = []
-    for start, end, wave in speech_segments(path, cfg):
-        try:
-            pred = recognizer.predict((SAMPLE_RATE, wave))
-        except AudioError:   # a blip the VAD kept but that is too short or silent after clean-up
-            continue
-        segments.append(dict(start=round(start, 2), end=round(end, 2), text=pred.transcript, label=pred.label,
-                             probabilities=pred.probabilities, answers=pred.answers, not_sure=pred.not_sure))
+    segments, batch = [], []
+
+    def classify():
+        for (start, end, _), pred in zip(batch, recognizer.predict_many([(SAMPLE_RATE, w) for _, _, w in batch])):
+            if isinstance(pred, AudioError):   # a blip the VAD kept but that is too short or silent after clean-up
+                continue
+            segments.append(dict(start=round(start, 2), end=round(end, 2), text=pred.transcript, label=pred.label,
+                                 probabilities=pred.probabilities, answers=pred.answers, not_sure=pred.not_sure))
         if progress is not None:
-            progress(end, total)
+            progress(batch[-1][1], total)
+        batch.clear()
+
+    for utterance in speech_segments(path, cfg):
+        batch.append(utterance)
+        if len(batch) == cfg.batch:
+            classify()
+    if batch:
+        classify()
     return segments

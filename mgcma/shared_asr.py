@@ -142,45 +142,59 @@ class SharedWhisperASR:
 
     def listen(self, wave: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, str]:
         """16 kHz clip (N,) -> MGCMA's speech features (1, T, L, D) or (1, T, D), mask (1, T), transcript."""
-        device = self.encoder.conv1.weight.device
-        audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)[None]
-        features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
-        frames = self.decoder_input(features)
-        words_at_most = int(10 + self.config.tokens_per_second * len(wave) / 16000)
-        # greedy; a loop stops soon (CTranslate2 stopped Whisper's loops at half of max_length here: hence 2x)
-        text, log_prob, n = self.decode(frames, 1, 2 * words_at_most + len(self.prompt))
-        if n < words_at_most and not self.unsure(text, log_prob):
-            return features, mask, text
-        text, log_prob, _ = self.decode(frames, 5, self.config.max_tokens)   # a cap would change the beam's choice
-        if not self.unsure(text, log_prob):
-            return features, mask, text
-        self.fallbacks += 1
-        text, _, _ = self.decode(whisper_mel(wave, self.encoder.config.n_mels), 5, self.config.max_tokens)
-        return features, mask, text   # CTranslate2 encoded the padded clip itself
+        return self.listen_many([wave])[0]
 
-    def decoder_input(self, features: torch.Tensor) -> torch.Tensor:
-        """MGCMA's speech features (1, T, L, D) or (1, T, D) -> what the decoder reads (1, T + S, d):
-        the clip's last layer, then the cached silence's frames at the positions that follow it."""
-        last = features[:, :, -1] if features.dim() == 4 else features     # (1, T, d): the final norm's output
-        T = last.shape[1]
-        S = max(0, min(int(self.config.silence_seconds * 50), self.silence().shape[1] - T))   # 50 frames a second
-        return torch.cat([last, self.silence()[:, T:T + S].to(last.dtype)], dim=1)
+    def listen_many(self, waves: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
+        """`listen` for several clips, their transcripts decoded together: a decoder step reads all
+        of Whisper's decoder weights, once for the whole batch, and on a CPU that reading, not the
+        arithmetic, is most of a step's time. Each clip is still encoded alone (unpadded, exact)."""
+        device = self.encoder.conv1.weight.device
+        encoded = []
+        for wave in waves:
+            audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)[None]
+            encoded.append(self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool)))
+        frames = self.decoder_input([features for features, _ in encoded])
+        limits = [int(10 + self.config.tokens_per_second * len(wave) / 16000) for wave in waves]   # tokens
+        # greedy; a loop stops soon (CTranslate2 stopped Whisper's loops at half of max_length here: hence 2x)
+        results = self.decode(frames, 1, 2 * max(limits) + len(self.prompt))
+        again = [i for i, ((text, log_prob, n), limit) in enumerate(zip(results, limits))
+                 if n >= limit or self.unsure(text, log_prob)]
+        if again:   # a loop, or unsure: a beam (a cap would change the beam's choice)
+            for i, result in zip(again, self.decode(frames[again], 5, self.config.max_tokens)):
+                results[i] = result
+                if self.unsure(result[0], result[1]):   # still unsure: CTranslate2 encodes the padded clip itself
+                    self.fallbacks += 1
+                    results[i] = self.decode(whisper_mel(waves[i], self.encoder.config.n_mels), 5, self.config.max_tokens)[0]
+        return [(features, mask, text) for (features, mask), (text, _, _) in zip(encoded, results)]
+
+    def decoder_input(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Each clip's MGCMA speech features (1, T_i, L, D) or (1, T_i, D) -> what the decoder reads
+        (B, T + S, d), T the longest clip's frames: each clip's last layer, then the cached silence's
+        frames at the positions that follow it (so a shorter clip is followed by more silence)."""
+        lasts = [f[:, :, -1] if f.dim() == 4 else f for f in features]   # (1, T_i, d): the final norm's output
+        silence = self.silence()
+        T = max(last.shape[1] for last in lasts)
+        end = T + max(0, min(int(self.config.silence_seconds * 50), silence.shape[1] - T))   # 50 frames a second
+        return torch.cat([torch.cat([last, silence[:, last.shape[1]:end].to(last.dtype)], dim=1) for last in lasts])
 
     def unsure(self, text: str, log_prob: float) -> bool:
         return compression_ratio(text) > self.config.max_compression or log_prob < self.config.min_log_prob
 
-    def decode(self, frames: torch.Tensor, beam_size: int, max_length: int) -> tuple[str, float, int]:
-        """(1, S, d) encoder output, or (1, n_mels, 3000) a padded log-mel -> text, its mean
-        log-probability per token, and its number of tokens."""
+    def decode(self, frames: torch.Tensor, beam_size: int, max_length: int) -> list[tuple[str, float, int]]:
+        """(B, S, d) encoder output, or (B, n_mels, 3000) padded log-mels -> for each row: its text,
+        mean log-probability per token, and number of tokens."""
         import ctranslate2
         array = np.ascontiguousarray(frames.float().cpu().numpy())
         features = ctranslate2.StorageView.from_array(array)
         if self.decoder.device == "cuda":
             features = features.to_device(ctranslate2.Device.cuda)
-        result = self.decoder.generate(features, [self.prompt], beam_size=beam_size, max_length=max_length,
-                                       return_scores=True)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        return drop_repeats(self.tokenizer.decode(tokens).strip()), float(result.scores[0]), len(tokens)
+        results = self.decoder.generate(features, [self.prompt] * len(array), beam_size=beam_size,
+                                        max_length=max_length, return_scores=True)
+        out = []
+        for result in results:
+            tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+            out.append((drop_repeats(self.tokenizer.decode(tokens).strip()), float(result.scores[0]), len(tokens)))
+        return out
 
     def __call__(self, wave: np.ndarray) -> str:
         """The transcript alone (the ASR interface)."""

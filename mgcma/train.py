@@ -61,6 +61,8 @@ class TrainConfig:
     inst_positives: str = ""           # pair | text | label ("": the preset's)
     modality_dropout: float = 0.0      # share of paired training rows that lose their speech or their text (answers from one modality)
     augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
+    augment_noise: float = 0.6         # share of augmented views under white noise or babble (other training speakers)
+    babble_snr: str = "5-25"           # "LOW-HIGH": the babble's SNR range in dB
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     finetune_top_text_layers: int = 0  # train the top k layers of the text encoder (0: the preset's freezing)
@@ -102,6 +104,15 @@ def model_config(cfg: TrainConfig, labels):
     return preset(cfg.preset, **overrides)
 
 
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    low, _, high = cfg.babble_snr.partition("-")
+    try:
+        snr = (float(low), float(high))
+    except ValueError:
+        raise ValueError(f"--babble-snr {cfg.babble_snr!r}: give a range in dB, LOW-HIGH (e.g. 5-25)") from None
+    return AugmentConfig(views=cfg.augment_views, p_noise=cfg.augment_noise, babble_snr_db=snr)
+
+
 def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training=False, caches=None):
     """Training loaders draw by corpus weights and hear augmented views; the others are plain.
     Clips whose frozen-encoder output is in `caches` are not loaded again."""
@@ -111,7 +122,7 @@ def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training
         # training speakers only, drawn from every corpus of the mixture (other voices, languages, rooms)
         paths = [r.path for r in subset if r.path is not None]
         babble = random.Random(seed).sample(paths, min(400, len(paths)))
-        views, augment = cfg.augment_views, Augmenter(AugmentConfig(views=cfg.augment_views), babble)
+        views, augment = cfg.augment_views, Augmenter(augment_config(cfg), babble)
     if training and cfg.augment_views > 1 and cfg.text_augment and model.config.uses_text:
         views, text_augment = cfg.augment_views, TextAugmenter.from_texts(r.text for r in subset)
     if training and (cfg.corpus_weights or cfg.balance_classes):

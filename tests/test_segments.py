@@ -47,6 +47,20 @@ def test_small_blocks_give_the_same_segments(long_recording):
     assert all(abs(a - c) <= 0.3 and abs(b - d) <= 0.3 for (a, b), (c, d) in zip(whole, blocks))
 
 
+def test_utterances_classified_in_batches_answer_as_one_at_a_time(long_recording, test_checkpoint):
+    from mgcma.predict import EmotionRecognizer
+    from mgcma.segments import classify_segments
+    recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
+    done = []
+    alone = classify_segments(recognizer, long_recording[0], SegmentConfig(batch=1))
+    batched = classify_segments(recognizer, long_recording[0], SegmentConfig(batch=3), lambda t, total: done.append(t))
+    assert len(batched) == len(alone) == len(long_recording[1])
+    for a, b in zip(alone, batched):
+        assert (a["start"], a["end"], a["label"]) == (b["start"], b["end"], b["label"])
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
+    assert len(done) == 2 and done == sorted(done)   # progress after each batch: 3 utterances, then 1
+
+
 def test_too_long_a_recording_is_refused_with_the_limit(long_recording):
     with pytest.raises(AudioError, match="longer than the limit"):
         list(speech_segments(long_recording[0], SegmentConfig(max_seconds=5)))

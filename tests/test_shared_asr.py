@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -9,8 +10,10 @@ from mgcma.asr import ASRError, FasterWhisperASR, word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT, EmotionRecognizer
 from mgcma.shared_asr import SharedWhisperASR
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
+EXAMPLE = EXAMPLES / "happy-happy-spk04.wav"
 WORDS = "I just got the job, this is wonderful news."
+OTHER, OTHER_WORDS = EXAMPLES / "ravdess-happy-actor21.flac", "Kids are talking by the door."
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,32 @@ def test_the_default_transcribes_with_its_own_encoder_pass(recognizer):
         alone, alone_mask = recognizer.model.encode_speech(torch.from_numpy(wave)[None], torch.ones(1, len(wave), dtype=torch.bool))
     assert features.shape == alone.shape and bool(mask.all()) and bool(alone_mask.all())
     torch.testing.assert_close(features, alone, atol=2e-3, rtol=1e-3)
+
+
+def test_clips_decoded_together_each_get_their_own_transcript_and_features(recognizer):
+    """A long recording's utterances share one decoder batch; each must keep its own words (in
+    order) and the exact features of its own encoder pass."""
+    waves = [recognizer.load(path)[0] for path in (EXAMPLE, OTHER, OTHER)]
+    together = recognizer.asr.listen_many(waves)
+    assert len(together) == 3
+    for wave, words, (features, mask, text) in zip(waves, (WORDS, OTHER_WORDS, OTHER_WORDS), together):
+        assert word_error_rate(words, text) <= 0.3
+        alone, _, _ = recognizer.asr.listen(wave)
+        assert features.shape == alone.shape and bool(mask.all())
+        torch.testing.assert_close(features, alone)
+
+
+def test_predict_many_answers_each_clip_and_puts_an_error_where_one_cannot_be_heard(recognizer):
+    from mgcma.audio import AudioError
+    silent = (16000, np.zeros(16000, np.float32))
+    many = recognizer.predict_many([EXAMPLE, silent, OTHER])
+    assert isinstance(many[1], AudioError)
+    for pred, path, words in ((many[0], EXAMPLE, WORDS), (many[2], OTHER, OTHER_WORDS)):
+        assert pred.transcript_source == "asr" and word_error_rate(words, pred.transcript) <= 0.3
+        alone = recognizer.predict(path, pred.transcript)   # the same words typed: the same answers
+        for modality in ("both", "speech", "text"):
+            assert pred.answers[modality] == pytest.approx(alone.answers[modality], abs=1e-3)
+        assert pred.timings_ms["asr"] > 0
 
 
 def test_a_shared_pass_answers_as_the_separate_encoder_does(recognizer):
@@ -70,7 +99,7 @@ def test_a_greedy_loop_is_decoded_again_with_a_beam(recognizer, monkeypatch):
     def looping_greedy(frames, beam_size, max_length):
         calls.append(beam_size)
         if beam_size == 1:
-            return "again " * 60, -0.1, 60
+            return [("again " * 60, -0.1, 60)] * len(frames)
         return real(frames, beam_size, max_length)
     monkeypatch.setattr(asr, "decode", looping_greedy)
     before = asr.fallbacks
