@@ -170,8 +170,8 @@ class EmotionRecognizer:
     @torch.inference_mode()
     def predict_many(self, audios: list) -> list[Prediction | AudioError]:
         """The emotions of several clips without words (a long recording's utterances), their
-        transcripts decoded together: about half the decoder's time a clip on 2 CPU cores. A clip
-        that cannot be heard (too short, silent) gets its AudioError in its place."""
+        transcripts decoded together (SharedWhisperASR.listen_many). A clip that cannot be heard
+        (too short, silent) gets its AudioError in its place."""
         loaded = []
         for audio in audios:
             start = time.perf_counter()
