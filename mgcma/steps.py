@@ -166,7 +166,12 @@ def modality_available(record, modality: str) -> bool:
     return {"both": True, "speech": record.has_audio, "text": record.has_text}[modality]
 
 
-def selection_score(scores: dict) -> float:
-    """Validation score for model selection: the mean UA over corpora (each counts once)."""
-    both = scores["both"]
-    return float(np.mean([m["UA"] for m in both["corpora"].values()]))
+def selection_score(scores: dict, voiced: set = frozenset(), by: str = "corpora") -> float:
+    """Validation score for model selection: the mean UA over corpora (each counts once). By
+    "modalities": the corpora with speech (`voiced`) weigh half, the words-only corpora the other
+    half, so that two text corpora cannot outvote one spoken corpus."""
+    corpora = scores["both"]["corpora"]
+    if by == "corpora":
+        return float(np.mean([m["UA"] for m in corpora.values()]))
+    groups = [[m["UA"] for name, m in corpora.items() if (name in voiced) == spoken] for spoken in (True, False)]
+    return float(np.mean([np.mean(group) for group in groups if group]))

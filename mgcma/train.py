@@ -80,6 +80,7 @@ class TrainConfig:
     cache_features: bool = True        # frozen encoders: compute their outputs once
     max_seconds: float = 15.0          # longer clips are cropped, with a warning
     val_fraction: float = 0.15         # share of training speakers held out for model selection
+    select_by: str = "corpora"         # corpora: mean validation UA over corpora, each once | modalities: corpora with speech weigh half, words-only corpora the other half
     train_fraction: float = 1.0        # share of the training utterances used, every class alike (little-data runs)
     num_workers: int = 1               # DataLoader worker processes (this machine has 2 cores)
     mixed_precision: str = "auto"      # auto (bf16 on CUDA where supported, else fp16; none on CPU) | no | bf16 | fp16
@@ -241,13 +242,14 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
              f"{len(test_idx)} test utterances; {epochs} epochs of {steps_per_epoch} steps")
     bar = tqdm(total=total, initial=progress["step"], desc=f"fold {fold_id}", unit="step",
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    voiced = {records[i].corpus for i in val_idx if records[i].has_audio}
     for epoch in range(progress["epoch"], epochs):
         train_loader.set_epoch(epoch)  # accelerate's loader passes it on (and would reset our sampler's own)
         start = time.time()
         train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
                                                    accelerator, cfg, bar, progress["step"], total)
         scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
-        val = dict(scores["both"], UA=selection_score(scores))   # mixed corpora: each corpus counts once
+        val = dict(scores["both"], UA=selection_score(scores, voiced, cfg.select_by))   # mixed corpora: each counts once
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], seconds=time.time() - start))
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
@@ -379,7 +381,8 @@ class TqdmHandler(logging.Handler):
 # -------------------------------------------------------------------------------------- CLI
 CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=list(PRESETS), protocol=["auto", "folds", "split", "corpora"],
                dist_positives=["", *POSITIVES], inst_positives=["", *POSITIVES],
-               modality=["both", "speech", "text"], mixed_precision=["auto", "no", "bf16", "fp16"])
+               modality=["both", "speech", "text"], mixed_precision=["auto", "no", "bf16", "fp16"],
+               select_by=["corpora", "modalities"])
 
 
 def parser_for(config_cls, description: str) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ import torch
 from mgcma.config import preset
 from mgcma.data import Collator
 from mgcma.model import MGCMA
-from mgcma.steps import FeatureCache, drop_modalities, model_inputs
+from mgcma.steps import FeatureCache, drop_modalities, model_inputs, selection_score
 
 
 def test_modality_dropout_hides_each_side_in_its_share_of_the_paired_rows():
@@ -47,3 +47,11 @@ def test_cached_text_features_serve_a_batch_whose_rows_have_no_text(tokenizer):
         out = model(**inputs)
         assert torch.isfinite(out.loss)
     assert not without_text["text_mask"].any()
+
+
+def test_selection_by_modalities_lets_one_spoken_corpus_weigh_as_much_as_two_text_corpora():
+    scores = {"both": {"corpora": {"ravdess": {"UA": 0.9}, "goemotions": {"UA": 0.6}, "dialogue": {"UA": 0.3}}}}
+    assert selection_score(scores) == pytest.approx(0.6)                                   # each corpus once
+    assert selection_score(scores, {"ravdess"}, "modalities") == pytest.approx((0.9 + 0.45) / 2)
+    spoken_only = {"both": {"corpora": {"ravdess": {"UA": 0.9}, "emodb": {"UA": 0.7}}}}
+    assert selection_score(spoken_only, {"ravdess", "emodb"}, "modalities") == pytest.approx(0.8)
