@@ -39,6 +39,13 @@ def report(result: dict, out: Path | None) -> None:
         out.write_text(text + "\n")
 
 
+def manifest_records(spec: str) -> list:
+    """A prepared manifest's rows: FILE, or FILE:SPLIT for one split of it."""
+    from mgcma.data import read_manifest
+    path, _, split = spec.partition(":")
+    return [r for r in read_manifest(path) if not split or r.split == split]
+
+
 def measure(fn, repeat: int, warmup: int = 1) -> dict:
     """Median, min and max wall time of fn() in milliseconds."""
     for _ in range(warmup):

@@ -7,18 +7,16 @@ and the speech encoder's time side by side (the second int8 candidate of docs/pe
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from mgcma.data import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.onnx_backend import OnnxRecognizer
 
-from .__main__ import speech_clip
+from .__main__ import manifest_records, report, speech_clip
 from .shared_pass import interleaved
 
 
@@ -34,8 +32,7 @@ def quantised_copy(directory: Path) -> Path:
 
 def ua(recognizer: OnnxRecognizer, manifest: str) -> float:
     """UA over a manifest's rows (MANIFEST:SPLIT for one split), with their words where they have them."""
-    path, _, split = manifest.partition(":")
-    records = [r for r in read_manifest(path) if not split or r.split == split]
+    records = manifest_records(manifest)
     labels = recognizer.config.labels
     preds = [labels.index(recognizer.predict(r.path, r.text)["label"]) for r in records]
     return classification_metrics(np.array([labels.index(r.label) for r in records]), np.array(preds), labels)["UA"]
@@ -52,7 +49,7 @@ def main(argv=None) -> int:
     times = interleaved({k: (lambda r=r: r.encode_speech(wave)) for k, r in recognizers.items()}, 9)
     result = dict(speech_encoder_ms_5s={k: v["median"] for k, v in times.items()},
                   ua={m: {k: 100 * ua(r, m) for k, r in recognizers.items()} for m in args.manifest})
-    print(json.dumps(result, indent=2))
+    report(result, None)
     return 0
 
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mgcma.data import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 
-from .__main__ import report
+from .__main__ import manifest_records, report
 
 SHIFTS_MS = (0, 8, 16, 24)
 
@@ -35,11 +34,10 @@ def shifted_answers(recognizer: EmotionRecognizer, path: str, shifts_ms=SHIFTS_M
 
 def stability(recognizer: EmotionRecognizer, manifest: str) -> dict:
     """manifest: a file, or FILE:SPLIT for one split of it."""
-    path, _, split = manifest.partition(":")
-    records = [r for r in read_manifest(path) if r.has_audio and (not split or r.split == split)]
+    records = [r for r in manifest_records(manifest) if r.has_audio]
     labels = recognizer.config.labels
     changed, spread, right, first, averaged = [], [], [], [], []
-    for record in tqdm(records, desc=Path(path).stem, unit="clip"):
+    for record in tqdm(records, desc=manifest, unit="clip"):
         answers = shifted_answers(recognizer, record.path)
         probs = np.array([[p.probabilities[label] for label in labels] for p in answers])   # (shifts, classes)
         changed.append(len({p.label for p in answers}) > 1)
