@@ -125,7 +125,7 @@ class App:
     def transcribe(self, audio_path):
         try:
             wave, _ = self.recognizer.load(audio_path)
-            text, _ = self.recognizer.transcribe([wave])[0]
+            text, _ = self.recognizer.transcribe(wave)
         except FAILURES as e:
             raise gr.Error(str(e)) from None
         if not text:

@@ -148,7 +148,7 @@ def words_of(recognizer, record, text_from: str, heard=None) -> str:
     if text_from == "asr":
         if recognizer.asr is None:
             raise InputError("--text-from asr needs a speech recogniser (not --asr none)")
-        return "" if heard is None else recognizer.transcribe([recognizer.load(heard)[0]])[0][0]
+        return "" if heard is None else recognizer.transcribe(recognizer.load(heard)[0])[0]
     return record.text
 
 

@@ -128,9 +128,12 @@ class EmotionRecognizer:
             wave = read_clip(audio, self.limits)
         return wave, [str(w.message) for w in caught]
 
-    def transcribe(self, waves: list[np.ndarray]) -> list[tuple[str, tuple | None]]:
-        """-> for each clip (transcript, the speech features and mask when the shared pass computed them).
-        The shared pass decodes the clips together (one decoder batch)."""
+    def transcribe(self, wave: np.ndarray) -> tuple[str, tuple | None]:
+        """-> (transcript, the speech features and mask when the shared pass computed them)."""
+        return self.transcribe_many([wave])[0]
+
+    def transcribe_many(self, waves: list[np.ndarray]) -> list[tuple[str, tuple | None]]:
+        """`transcribe` for several clips; the shared pass decodes them together (one decoder batch)."""
         if self.asr is None:
             raise InputError("no transcript was given and no ASR is loaded (--asr none)")
         try:
@@ -163,7 +166,7 @@ class EmotionRecognizer:
         heard = None
         if self.needs_words(text, use_asr, notes):
             start = time.perf_counter()
-            heard = self.transcribe([wave])[0]
+            heard = self.transcribe(wave)
             timings["asr"] = 1000 * (time.perf_counter() - start)
         return self.answer(wave, notes, timings, text, heard, reference, calm_reference)
 
@@ -184,7 +187,7 @@ class EmotionRecognizer:
         wanted = [self.needs_words(None, True, notes) for _, notes, _ in clips]   # alike for all; each gets its note
         if any(wanted):
             start = time.perf_counter()
-            heard = self.transcribe([wave for wave, _, _ in clips])
+            heard = self.transcribe_many([wave for wave, _, _ in clips])
             for _, _, timings in clips:
                 timings["asr"] = 1000 * (time.perf_counter() - start) / len(clips)   # its share of the batch
         answers = iter(self.answer(wave, notes, timings, None, h) for (wave, notes, timings), h in zip(clips, heard))
