@@ -25,6 +25,8 @@ class AugmentConfig:
     p_telephone: float = 0.2     # 300-3400 Hz through 8 kHz sampling
     p_reverb: float = 0.25       # a simulated room
     p_gain: float = 0.5          # +-12 dB
+    max_shift_ms: float = 0.0    # >0: every view starts 0..max_shift_ms later (the answer should not hang on
+                                 # where the VAD's 32-ms grid and Whisper's 20-ms frames fall on the speech)
 
 
 def seeded(transform, wave: np.ndarray, seed: int) -> np.ndarray:
@@ -55,7 +57,7 @@ class Augmenter:
 
     def __init__(self, config: AugmentConfig = AugmentConfig(), babble_paths: list[str] | None = None):
         from audiomentations import (AddBackgroundNoise, AddGaussianSNR, Compose, Gain, Lambda, OneOf,
-                                     PitchShift, RoomSimulator, TimeStretch)
+                                     PitchShift, RoomSimulator, Shift, TimeStretch)
         c = config
         noises = [AddGaussianSNR(min_snr_db=5.0, max_snr_db=30.0, p=1.0)]
         if babble_paths:
@@ -69,6 +71,8 @@ class Augmenter:
             RoomSimulator(leave_length_unchanged=True, p=c.p_reverb),
             OneOf(noises, p=c.p_noise),
             Lambda(transform=telephone, p=c.p_telephone),
+            Shift(min_shift=0.0, max_shift=c.max_shift_ms / 1000, shift_unit="seconds", rollover=False,
+                  fade_duration=0.0, p=1.0 if c.max_shift_ms > 0 else 0.0),
         ])
 
     def __call__(self, wave: np.ndarray, seed: int) -> np.ndarray:

@@ -85,3 +85,19 @@ def test_training_views_are_seeded_changed_and_never_clip():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c) and not np.allclose(a[:len(wave)], wave[:len(a)])
     assert np.abs(a).max() <= 1.0 and np.abs(c).max() <= 1.0
+
+
+def test_shifted_views_start_later_by_at_most_the_named_time():
+    wave = clip()
+    assert wave[0] != 0                                       # so the first non-zero sample marks the delay
+    quiet = dict(p_noise=0.0, p_speed_pitch=0.0, p_telephone=0.0, p_reverb=0.0, p_gain=0.0)
+    shift = Augmenter(AugmentConfig(max_shift_ms=32.0, **quiet))
+    delays = []
+    for seed in range(8):
+        out = shift(wave, seed=seed)
+        delay = int(np.argmax(out != 0))
+        assert len(out) == len(wave) and delay <= 32 * SR // 1000
+        np.testing.assert_array_equal(out[delay:], wave[:len(wave) - delay])
+        delays.append(delay)
+    assert len(set(delays)) > 4                               # drawn afresh for each view
+    np.testing.assert_array_equal(Augmenter(AugmentConfig(**quiet))(wave, seed=0), wave)   # off by default
