@@ -28,7 +28,7 @@ from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
 from .model import MGCMA
 from .normalise import STATS_FILE
 from .onnx_backend import MEL_FILTERS
-from .whisper_encoder import WhisperAudioEncoder
+from .whisper_encoder import WhisperAudioEncoder, mel_filters
 
 OPSET = 18
 HEAD_OUTPUTS = ("logits", "w2", "speech_to_text_attn", "text_to_speech_attn")
@@ -129,8 +129,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
                               output_names=output_names, dynamic_axes=axes, opset_version=OPSET, dynamo=True,
                               external_data=False, verbose=False)
     shutil.copy(checkpoint / CONFIG_FILE, out / CONFIG_FILE)
-    from whisper.audio import mel_filters
-    np.save(out / MEL_FILTERS, mel_filters("cpu", model.speech_encoder.config.n_mels).numpy())
+    np.save(out / MEL_FILTERS, mel_filters(model.speech_encoder.config.n_mels))
     load_tokenizer(model.config, checkpoint).backend_tokenizer.save(str(out / "tokenizer.json"))
     if (checkpoint / STATS_FILE).is_file():
         shutil.copy(checkpoint / STATS_FILE, out / STATS_FILE)

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from .asr import torch_threads_kept
 from .checkpoint import atomic_write, weights_checksum
-from .whisper_encoder import WHISPER_BASE, WHISPER_TINY_EN, cache_dir, embedded_whisper_dir, log_mel
+from .whisper_encoder import CLIP_SAMPLES, WHISPER_BASE, WHISPER_TINY_EN, cache_dir, embedded_whisper_dir, log_mel
 
 MAX_SECONDS = 30.0
 
@@ -98,8 +98,8 @@ def encoder_key(encoder) -> str:
 
 def whisper_mel(wave: np.ndarray, n_mels: int) -> torch.Tensor:
     """Whisper's standard input: the clip padded to 30 s, as log-mel (1, n_mels, 3000)."""
-    from whisper.audio import pad_or_trim
-    return log_mel(torch.from_numpy(pad_or_trim(np.asarray(wave, dtype=np.float32))), n_mels)[None]
+    clip = np.asarray(wave, dtype=np.float32)[:CLIP_SAMPLES]
+    return log_mel(torch.from_numpy(np.pad(clip, (0, CLIP_SAMPLES - len(clip)))), n_mels)[None]
 
 
 class SharedWhisperASR:

@@ -17,6 +17,8 @@ Shapes: B batch, M mel bins, L mel frames (100 per second), T encoder frames (50
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -33,7 +35,8 @@ from .ct2 import dequantize, read_model_bin
 WHISPER_TINY_EN = "embedded:whisper-tiny.en"
 WHISPER_BASE = "embedded:whisper-base"
 MODEL_TYPE = "whisper-encoder"
-HOP_LENGTH, SAMPLE_RATE = 160, 16000
+N_FFT, HOP_LENGTH, SAMPLE_RATE = 400, 160, 16000
+CLIP_SAMPLES = 30 * SAMPLE_RATE   # openai-whisper's window
 
 
 @dataclass
@@ -153,10 +156,27 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> tor
 
 
 # ------------------------------------------------------------------------------ front end
+@functools.lru_cache
+def mel_filters(n_mels: int = 80) -> np.ndarray:
+    """Whisper's mel filter bank (M, N_FFT // 2 + 1), read from openai-whisper's assets without
+    importing the package: its import pulls in numba, 0.3 s of the app's first request."""
+    spec = importlib.util.find_spec("whisper")
+    if spec is None or spec.origin is None:
+        raise ImportError("openai-whisper is not installed: pip install openai-whisper (its mel filters)")
+    with np.load(Path(spec.origin).parent / "assets" / "mel_filters.npz", allow_pickle=False) as f:
+        return f[f"mel_{n_mels}"]
+
+
 def log_mel(audio: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
-    """One clip (N,) -> (M, N // 160): openai-whisper's own log-mel front end, unpadded."""
-    from whisper.audio import log_mel_spectrogram
-    return log_mel_spectrogram(audio.float(), n_mels)
+    """One clip (N,) -> (M, N // 160), unpadded: openai-whisper's log_mel_spectrogram, the same
+    operations in the same order, so the same numbers (tested)."""
+    audio = audio.float()
+    window = torch.hann_window(N_FFT, device=audio.device)
+    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=window, return_complex=True)   # (N_FFT / 2 + 1, L + 1)
+    power = stft[..., :-1].abs() ** 2
+    log_spec = torch.clamp(torch.from_numpy(mel_filters(n_mels)).to(audio.device) @ power, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
 
 
 def log_mel_batch(audio, lengths, n_mels: int = 80):

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -61,12 +65,20 @@ def test_a_clip_padded_in_a_batch_gives_the_same_frames_as_alone(small_encoder):
     assert torch.allclose(batch.last_hidden_state[0, :n].mean(0), alone.last_hidden_state[0].mean(0), atol=1e-5)
 
 
-def test_log_mel_is_whispers_own_front_end():
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_log_mel_is_whispers_own_front_end(n_mels):
     from whisper.audio import log_mel_spectrogram
     wave = torch.from_numpy(speechlike(1.0))
-    mel, lengths = log_mel_batch(torch.stack([wave, wave]), torch.tensor([16000, 8000]))
-    assert torch.equal(mel[0], log_mel_spectrogram(wave))
+    mel, lengths = log_mel_batch(torch.stack([wave, wave]), torch.tensor([16000, 8000]), n_mels)
+    assert torch.equal(mel[0], log_mel_spectrogram(wave, n_mels))
     assert lengths.tolist() == [100, 50] and torch.all(mel[1, :, 50:] == 0)
+
+
+def test_log_mel_does_not_import_openai_whisper():
+    """Its import (numba) would cost a request 0.3 s."""
+    code = ("import sys, torch; from mgcma.whisper_encoder import log_mel; "
+            "log_mel(torch.zeros(1600)); assert 'whisper' not in sys.modules and 'numba' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 def test_openai_whisper_checkpoint_loads_and_matches_its_encoder(tmp_path):
