@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from mgcma.calibration import (accuracy_coverage, calibrate, expected_calibration_error, fit_temperature,
+from mgcma.calibration import (accuracy_coverage, calibrate, calibrated, expected_calibration_error, fit_temperature,
                                not_sure_threshold, reliability)
 
 
@@ -12,6 +12,14 @@ def sampled(n=4000, classes=4, seed=0):
     z = rng.normal(0, 1.5, (n, classes))
     labels = np.array([rng.choice(classes, p=p) for p in softmax(z, axis=1)])
     return z, labels
+
+
+def test_calibrated_probabilities_are_the_softmax_of_the_tempered_logits():
+    z, _ = sampled(n=50)
+    np.testing.assert_allclose(calibrated(z, 2.0), softmax(z / 2.0, axis=1), rtol=1e-12)
+    huge = calibrated(np.array([[1000.0, 0.0, -1000.0, 999.0]]))       # no overflow
+    np.testing.assert_allclose(huge, softmax(np.array([[1000.0, 0.0, -1000.0, 999.0]]), axis=1))
+    assert np.isfinite(huge).all() and huge.sum() == pytest.approx(1.0)
 
 
 def test_temperature_recovers_how_overconfident_the_logits_are():
