@@ -10,6 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# figures are drawn off screen; named here, matplotlib need not import pyplot to find its backend
+# when Gradio asks for it around every request (0.26 s of the first one)
+os.environ.setdefault("MPLBACKEND", "agg")
 
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_argument  # noqa: E402
 
