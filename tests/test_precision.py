@@ -42,8 +42,9 @@ def test_int8_linear_layers_are_quantised_and_the_rest_is_not(recognizers):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
     model = recognizers["int8"].model
     encoders = [*model.speech_encoder.modules(), *model.text_encoder.modules()]
-    assert sum(isinstance(m, Int8Linear) for m in encoders) == 6 * 6 + 6 * 6 + 1   # Whisper base, MiniLM (+ pooler)
-    assert not any(type(m) is torch.nn.Linear for m in encoders)
+    assert sum(isinstance(m, Int8Linear) for m in encoders) == 6 * 5 + 6 * 5 + 1   # Whisper base, MiniLM (+ pooler)
+    kept = [m for m in encoders if type(m) is torch.nn.Linear]                   # the MLPs' down-projections
+    assert len(kept) == 6 + 6 and all(m.in_features == 4 * m.out_features for m in kept)
     assert all(type(m) is torch.nn.Linear for m in model.classifier.modules() if isinstance(m, torch.nn.Linear))
 
 
@@ -55,7 +56,7 @@ def test_int8_frames_stay_close_to_float32(recognizers):
     a, frames = recognizers["float32"].model.encode_speech(audio, mask)
     b, _ = recognizers["int8"].model.encode_speech(audio, mask)
     cosine = frame_cosine(a, b, frames)
-    assert cosine.shape == (a.shape[2],) and float(cosine.min()) > 0.9
+    assert cosine.shape == (a.shape[2],) and float(cosine.min()) > 0.98
 
 
 def test_frame_cosine_counts_real_frames_only():
