@@ -32,8 +32,6 @@ from .asr import torch_threads_kept
 from .checkpoint import atomic_write, weights_checksum
 from .whisper_encoder import CLIP_SAMPLES, WHISPER_BASE, WHISPER_TINY_EN, cache_dir, embedded_whisper_dir, log_mel
 
-MAX_SECONDS = 30.0
-
 
 @dataclass
 class SharedASRConfig:
@@ -81,11 +79,11 @@ def decoder_directory(speech_encoder: str | None) -> Path | None:
 
 
 def encode_silence(encoder) -> torch.Tensor:
-    n = int(MAX_SECONDS * 16000)
+    """The encoder's last layer over Whisper's whole window of silence: (1, 1500, d)."""
     device = encoder.conv1.weight.device
     with torch.inference_mode():
-        return encoder.forward_audio(torch.zeros(1, n, device=device),
-                                     torch.ones(1, n, dtype=torch.bool, device=device)).last_hidden_state
+        return encoder.forward_audio(torch.zeros(1, CLIP_SAMPLES, device=device),
+                                     torch.ones(1, CLIP_SAMPLES, dtype=torch.bool, device=device)).last_hidden_state
 
 
 def encoder_key(encoder) -> str:

@@ -63,7 +63,7 @@ class TrainConfig:
     augment_views: int = 1             # >1: each training clip also heard through views-1 seeded augmentations (noise, babble, rooms, ...)
     augment_noise: float = 0.6         # share of augmented views under white noise or babble (other training speakers)
     babble_snr: str = "5-25"           # "LOW-HIGH": the babble's SNR range in dB
-    augment_shift_ms: float = 0.0      # >0: augmented views also start 0..this many ms later (steadier answers where a clip starts)
+    augment_shift_ms: float = 0.0      # >0: augmented views also start 0..this many ms later (tried for steadier answers: docs/results.md)
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     finetune_top_text_layers: int = 0  # train the top k layers of the text encoder (0: the preset's freezing)
