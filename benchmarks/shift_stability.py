@@ -1,6 +1,6 @@
 """How steady the voice's answer is when a clip starts a few milliseconds later: each clip after
-0.5 s of silence, shifted by 0, 8, 16 and 24 ms (less than one of Whisper's 10-ms frames, plus the
-VAD's 32-ms windows where the clean-up trims), answered from the voice alone.
+0.5 s of silence, shifted by 0, 8, 16 and 24 ms (within one of Whisper's 20-ms encoder frames and
+the VAD's 32-ms windows where the clean-up trims), answered from the voice alone.
 
   python -m benchmarks.shift_stability --manifest data/ravdess4.csv:test data/emodb.csv [--out FILE.json]
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mgcma.audio import SAMPLE_RATE
 from mgcma.metrics import classification_metrics
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 
@@ -28,8 +29,8 @@ SHIFTS_MS = (0, 8, 16, 24)
 def shifted_answers(recognizer: EmotionRecognizer, path: str, shifts_ms=SHIFTS_MS) -> list:
     """The voice's Prediction for the clip after 0.5 s of silence plus each shift."""
     wave, _ = recognizer.load_raw(path)
-    return [recognizer.predict((16000, np.concatenate([np.zeros(8000 + 16 * ms, np.float32), wave])), use_asr=False)
-            for ms in shifts_ms]
+    lead = [np.zeros(SAMPLE_RATE // 2 + SAMPLE_RATE * ms // 1000, np.float32) for ms in shifts_ms]
+    return [recognizer.predict((SAMPLE_RATE, np.concatenate([silence, wave])), use_asr=False) for silence in lead]
 
 
 def stability(recognizer: EmotionRecognizer, manifest: str) -> dict:
