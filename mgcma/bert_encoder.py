@@ -150,7 +150,10 @@ def load_bert(directory: str | Path) -> BertTextEncoder:
     """A BERT directory (config.json + model.safetensors or pytorch_model.bin, as transformers saves
     it or the hub holds it) -> the encoder with its weights."""
     directory = Path(directory)
-    encoder = BertTextEncoder(BertConfig.from_fields(json.loads((directory / "config.json").read_text())))
+    # its own random stream: the weights are overwritten, and drawing their init from the global one
+    # would change the heads' initialisation under a given --seed (it did once: docs/results.md)
+    with torch.random.fork_rng():
+        encoder = BertTextEncoder(BertConfig.from_fields(json.loads((directory / "config.json").read_text())))
     if (directory / "model.safetensors").is_file():
         from safetensors.torch import load_file
         state = load_file(directory / "model.safetensors")

@@ -58,6 +58,16 @@ def test_loads_what_transformers_saves(tmp_path, model_class, tokenizer):
                           hidden_states(reference, enc, mask)[mask.bool()], atol=1e-5)
 
 
+def test_loading_leaves_the_seeded_stream_to_the_heads():
+    """A pretrained encoder's weights are read, not drawn: the heads built after it start as the
+    seed alone says, however the encoder is built (a training run's outcome hangs on that draw)."""
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    load_bert(resolve_source(EMBEDDED_MINILM))
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_other_text_encoders_still_come_from_transformers():
     fields = dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                   intermediate_size=64, max_position_embeddings=128)
