@@ -14,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # when Gradio asks for it around every request (0.26 s of the first one)
 os.environ.setdefault("MPLBACKEND", "agg")
 
+from app.gradio_import import skip_stub_writing  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_argument  # noqa: E402
 
 
@@ -53,6 +54,7 @@ def main(argv=None):
     # kernels release Python's lock that the import holds (the first answer 0.3-0.4 s sooner here)
     with ThreadPoolExecutor(1) as pool:
         loading = pool.submit(load_warm, args.checkpoint, args.asr, args.device, args.precision)
+        skip_stub_writing()
         from app.ui import create_app
         demo = create_app(loading.result())   # a loading error is raised here, in the main thread
     # uploads beyond 50 MB are refused by the server before they reach the model
