@@ -152,7 +152,7 @@ def load_bert(directory: str | Path) -> BertTextEncoder:
     directory = Path(directory)
     # its own random stream: the weights are overwritten, and drawing their init from the global one
     # would change the heads' initialisation under a given --seed (it did once: docs/results.md)
-    with torch.random.fork_rng(devices=[]):   # built on the CPU: only its generator is drawn on (and CUDA stays untouched)
+    with torch.random.fork_rng(devices=[]):   # built on the CPU: CUDA's generators stay untouched
         encoder = BertTextEncoder(BertConfig.from_fields(json.loads((directory / "config.json").read_text())))
     if (directory / "model.safetensors").is_file():
         from safetensors.torch import load_file
