@@ -1,11 +1,12 @@
 """Score a checkpoint on any manifest: WA, UA, per-class recall and the confusion matrix.
 
-  python -m mgcma.evaluate --checkpoint DIR --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
+  python -m mgcma.evaluate --checkpoint DIR [DIR ...] --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
                            [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
                            [--by sex] [--normalise none|corpus|speaker|enrolment] [--text-from manifest|plain|asr]
                            [--precision float32|int8] [--out FILE.json]
 
-Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
+Each clip goes through the same path as the app (mgcma.predict). Several checkpoints (the same
+recipe trained with other seeds, say) answer together: the mean of their calibrated probabilities. A row with an empty text is
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
 file, unreadable audio, a label the checkpoint does not know) is reported with its line and
 skipped; the exit code is non-zero only when nothing could be scored.
@@ -13,6 +14,7 @@ skipped; the exit code is non-zero only when nothing could be scored.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -43,13 +45,17 @@ TEXT_FROM = ("manifest", "plain", "asr")
 
 
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
-                  report=print, seed: int = 0, normalise: str = "none", text_from: str = "manifest") -> tuple[dict, list]:
+                  report=print, seed: int = 0, normalise: str = "none", text_from: str = "manifest",
+                  members: tuple = ()) -> tuple[dict, list]:
     """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
     metrics carry the calibration of the answers (confidence_report). `normalise`: each clip
     heard relative to the unlabeled speech of all the scored clips ("corpus"), of its speaker, or
     of its speaker's enrolment; with an enrolment the metrics also hold the same clips' untuned
-    scores ("untuned"), and the enrolment clips are not scored."""
-    labels = recognizer.config.labels
+    scores ("untuned"), and the enrolment clips are not scored. `members`: more recognisers (same
+    labels) that answer with it, each clip's answer being their mean calibrated probabilities."""
+    labels, config = recognizer.config.labels, ensemble_config(recognizer, members)
+    if members and normalise != "none":
+        raise InputError("several checkpoints answer together only without --normalise")
     enrolled = enrolment_clips(records) if normalise == "enrolment" else {}
     scored = [(k, r) for k, r in enumerate(records) if id(r) not in enrolled]
     references = reference_means(recognizer, records, normalise, condition, seed, enrolled) if modality != "text" else {}
@@ -66,6 +72,10 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
             text = "" if modality == "speech" else words_of(recognizer, r, text_from, heard if modality == "text" else None)
             pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
                                       calm=normalise == "enrolment")
+            if members:
+                logit = mean_log_probs([logit] + [predict_one(m, audio, text, modality)[1] for m in members],
+                                       [m.config.temperature for m in (recognizer, *members)])
+                pred = labels[int(logit.argmax())]
             if enrolled:
                 untuned.append(labels.index(predict_one(recognizer, audio, text, modality)[0]))
         except (AudioError, InputError, ASRError, OSError) as e:
@@ -77,11 +87,28 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         answered.append((r, pred))
     metrics = classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels)
     if answered:
-        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config)
+        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), config)
     if enrolled:
         metrics["untuned"] = classification_metrics(np.array(targets, dtype=int), np.array(untuned, dtype=int), labels)
         metrics["enrolment"] = dict(clips=len(enrolled), speakers=len({r.speaker for r in enrolled.values()}))
     return metrics, answered
+
+
+def mean_log_probs(logits: list, temperatures: list) -> np.ndarray:
+    """Each member's logits (C,) and temperature -> the log of their mean calibrated probabilities (C,)."""
+    return np.log(np.mean([calibrated(z, t) for z, t in zip(logits, temperatures)], axis=0))
+
+
+def ensemble_config(recognizer, members):
+    """The config whose calibration scores an answer: the recogniser's own, or for several (whose
+    answers are already calibrated probabilities) temperature 1 and the members' mean "not sure"
+    threshold (each was fitted on its own validation speakers; none was fitted on the mean)."""
+    if not members:
+        return recognizer.config
+    if any(m.config.labels != recognizer.config.labels for m in members):
+        raise InputError("checkpoints that answer together must have the same labels in the same order")
+    thresholds = [m.config.not_sure_below for m in (recognizer, *members)]
+    return dataclasses.replace(recognizer.config, temperature=1.0, not_sure_below=float(np.mean(thresholds)))
 
 
 def enrolment_clips(records) -> dict:
@@ -187,7 +214,8 @@ def print_metrics(m: dict, title: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.evaluate", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model directory")
+    parser.add_argument("--checkpoint", nargs="+", default=[str(DEFAULT_CHECKPOINT)],
+                        help="model directory; several answer together (the mean of their calibrated probabilities)")
     parser.add_argument("--manifest", required=True, help="CSV or JSONL with path, text, label, speaker")
     parser.add_argument("--split", default=None, help="score only rows of this split (train/validation/test)")
     parser.add_argument("--asr", default="auto", help="for empty texts: auto | shared | faster-whisper[:DIR] | openai-whisper:... | none")
@@ -208,7 +236,8 @@ def main(argv=None) -> int:
     problems = []
     try:
         records = read_manifest(args.manifest, errors=problems)
-        recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
+        recognizer, *members = [EmotionRecognizer(c, args.asr, args.device, precision=args.precision)
+                                for c in args.checkpoint]
     except (ManifestError, CheckpointError, ASRError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -219,7 +248,7 @@ def main(argv=None) -> int:
     try:
         metrics, answered = score_records(recognizer, records, args.modality, args.condition,
                                           report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr),
-                                          normalise=args.normalise, text_from=args.text_from)
+                                          normalise=args.normalise, text_from=args.text_from, members=tuple(members))
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -237,7 +266,7 @@ def main(argv=None) -> int:
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, normalise=args.normalise,
-                   text_from=args.text_from, precision=recognizer.precision, checkpoint=args.checkpoint,
+                   text_from=args.text_from, precision=recognizer.precision, checkpoint=args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
                    manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
