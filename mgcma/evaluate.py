@@ -5,11 +5,11 @@
                            [--by sex] [--normalise none|corpus|speaker|enrolment] [--text-from manifest|plain|asr]
                            [--precision float32|int8] [--out FILE.json]
 
-Each clip goes through the same path as the app (mgcma.predict). Several checkpoints (the same
-recipe trained with other seeds, say) answer together: the mean of their calibrated probabilities. A row with an empty text is
+Each clip goes through the same path as the app (mgcma.predict). A row with an empty text is
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
 file, unreadable audio, a label the checkpoint does not know) is reported with its line and
-skipped; the exit code is non-zero only when nothing could be scored.
+skipped; the exit code is non-zero only when nothing could be scored. Several checkpoints (one
+recipe trained with other seeds, say) answer together: the mean of their calibrated probabilities.
 """
 from __future__ import annotations
 
