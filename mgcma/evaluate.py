@@ -266,8 +266,8 @@ def main(argv=None) -> int:
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, normalise=args.normalise,
-                   text_from=args.text_from, precision=recognizer.precision, checkpoint=args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
-                   manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
+                   text_from=args.text_from, precision=recognizer.precision,
+                   checkpoint=args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint, manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
         for g, m in metrics["by"][args.by].items():

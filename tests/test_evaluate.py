@@ -2,9 +2,13 @@ import csv
 import json
 
 import pytest
+import torch
 
+from mgcma.checkpoint import save_model
+from mgcma.config import preset
 from mgcma.data import read_manifest
 from mgcma.evaluate import main
+from mgcma.model import MGCMA
 
 
 @pytest.fixture
@@ -104,18 +108,17 @@ def test_text_from_gives_the_words_a_recogniser_would(scored_manifest, test_chec
     assert words_of(recognizer, record, "asr", None) == "" and len(heard) == 1
 
 
+def random_checkpoint(path, tokenizer, seed: int, **config):
+    """A small random model (the test preset with `config`'s fields) saved at `path`."""
+    torch.manual_seed(seed)
+    save_model(MGCMA(preset("test", **config)).eval(), path, tokenizer)
+    return path
+
+
 @pytest.fixture
 def second_checkpoint(tmp_path, tokenizer):
     """Another small random model, its confidence calibrated (temperature 2.5, 'not sure' below 0.4)."""
-    import torch
-    from mgcma.checkpoint import save_model
-    from mgcma.config import preset
-    from mgcma.model import MGCMA
-    torch.manual_seed(1)
-    model = MGCMA(preset("test")).eval()
-    model.config.temperature, model.config.not_sure_below = 2.5, 0.4
-    save_model(model, tmp_path / "second", tokenizer)
-    return tmp_path / "second"
+    return random_checkpoint(tmp_path / "second", tokenizer, 1, temperature=2.5, not_sure_below=0.4)
 
 
 def test_members_logits_become_the_log_of_their_mean_calibrated_probabilities():
@@ -154,12 +157,7 @@ def test_several_checkpoints_answer_together(scored_manifest, test_checkpoint, s
 
 def test_checkpoints_with_other_labels_cannot_answer_together(scored_manifest, test_checkpoint, tmp_path, tokenizer,
                                                               capsys):
-    import torch
-    from mgcma.checkpoint import save_model
-    from mgcma.config import preset
-    from mgcma.model import MGCMA
-    torch.manual_seed(2)
-    save_model(MGCMA(preset("test", labels=["sad", "happy", "angry", "neutral"])).eval(), tmp_path / "other", tokenizer)
-    assert main(["--checkpoint", str(test_checkpoint), str(tmp_path / "other"), "--manifest", str(scored_manifest),
+    other = random_checkpoint(tmp_path / "other", tokenizer, 2, labels=["sad", "happy", "angry", "neutral"])
+    assert main(["--checkpoint", str(test_checkpoint), str(other), "--manifest", str(scored_manifest),
                  "--asr", "none"]) == 1
     assert "same labels" in capsys.readouterr().err
