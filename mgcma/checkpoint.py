@@ -111,8 +111,10 @@ def load_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(f"bad {path}: {e}") from None
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MGCMA:
-    """Load a checkpoint directory; any mismatch between config and weights is named."""
+def load_model(directory: str | Path, device: str | torch.device = "cpu", shared_encoders: MGCMA | None = None) -> MGCMA:
+    """Load a checkpoint directory; any mismatch between config and weights is named.
+    `shared_encoders`: a loaded model whose frozen encoders this one's head reads (mgcma/ensemble.py;
+    the caller checks that they are the ones it was trained with: encoder_fingerprints)."""
     directory = Path(directory)
     config = load_config(directory)
     weights = directory / WEIGHTS_FILE
@@ -120,22 +122,41 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MGC
         raise CheckpointError(f"{directory} has no {WEIGHTS_FILE}")
     try:
         state = load_file(weights)
-        with open(weights, "rb") as f:  # header: 8-byte length, then JSON with __metadata__
-            n = int.from_bytes(f.read(8), "little")
-            metadata = json.loads(f.read(n)).get("__metadata__", {})
+        metadata = encoder_fingerprints(directory)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or not a safetensors file: {e}") from None
-    model = MGCMA(config, pretrained=False)
+    model = MGCMA(config, pretrained=False, shared_encoders=shared_encoders)
     check_state(model, state, weights)
+    if shared_encoders is not None:
+        state = without_shared_encoders(state, shared_encoders, weights)
     model.load_state_dict(state, strict=False)
-    for name, keys in unstored_keys(model).items():
-        expected = metadata.get(f"{name}_encoder_fingerprint")
+    for name, keys in unstored_keys(model).items() if shared_encoders is None else ():
+        expected = metadata.get(name)
         got = fingerprint(model, keys)
         if expected is not None and abs(float(got) - float(expected)) > 1e-6 * abs(float(expected)):
             raise CheckpointError(
                 f"the frozen {name} encoder loaded from {getattr(config, f'{name}_encoder')!r} is not "
                 f"the one this checkpoint was trained with (fingerprint {got} != {expected})")
     return model.to(device).eval()
+
+
+def without_shared_encoders(state: dict, shared: MGCMA, weights: Path) -> dict:
+    """A head's state without the encoder tensors it shares; a copy it stores (an encoder with no
+    source to name) must equal the shared one."""
+    theirs = shared.state_dict()
+    stored = [k for k in state if k.split(".")[0] in ("speech_encoder", "text_encoder")]
+    differ = [k for k in stored if k not in theirs or not torch.equal(state[k], theirs[k].detach().cpu())]
+    if differ:
+        raise CheckpointError(f"{weights} stores encoder weights other than the ones it would share ({differ[0]} ...)")
+    return {k: v for k, v in state.items() if k not in stored}
+
+
+def encoder_fingerprints(directory: str | Path) -> dict[str, str]:
+    """"speech" / "text" -> the fingerprint of the frozen encoder a checkpoint was trained with."""
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as f:   # header: 8-byte length, then JSON with __metadata__
+        n = int.from_bytes(f.read(8), "little")
+        metadata = json.loads(f.read(n)).get("__metadata__", {})
+    return {k.removesuffix("_encoder_fingerprint"): v for k, v in metadata.items() if k.endswith("_encoder_fingerprint")}
 
 
 def check_state(model: MGCMA, state: dict, weights: Path) -> None:

@@ -9,12 +9,11 @@ Each clip goes through the same path as the app (mgcma.predict). A row with an e
 transcribed by the ASR, or with --asr none answered from the voice alone. A bad row (missing
 file, unreadable audio, a label the checkpoint does not know) is reported with its line and
 skipped; the exit code is non-zero only when nothing could be scored. Several checkpoints (one
-recipe trained with other seeds, say) answer together: the mean of their calibrated probabilities.
+recipe trained with other seeds, say) answer together as an ensemble does (mgcma/ensemble.py).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
@@ -45,17 +44,13 @@ TEXT_FROM = ("manifest", "plain", "asr")
 
 
 def score_records(recognizer: EmotionRecognizer, records, modality: str = "both", condition: str = "clean",
-                  report=print, seed: int = 0, normalise: str = "none", text_from: str = "manifest",
-                  members: tuple = ()) -> tuple[dict, list]:
+                  report=print, seed: int = 0, normalise: str = "none", text_from: str = "manifest") -> tuple[dict, list]:
     """-> (metrics, [(record, predicted label)]) over the records that could be scored; the
     metrics carry the calibration of the answers (confidence_report). `normalise`: each clip
     heard relative to the unlabeled speech of all the scored clips ("corpus"), of its speaker, or
     of its speaker's enrolment; with an enrolment the metrics also hold the same clips' untuned
-    scores ("untuned"), and the enrolment clips are not scored. `members`: more recognisers (same
-    labels) that answer with it, each clip's answer being their mean calibrated probabilities."""
-    labels, config = recognizer.config.labels, ensemble_config(recognizer, members)
-    if members and normalise != "none":
-        raise InputError("several checkpoints answer together only without --normalise")
+    scores ("untuned"), and the enrolment clips are not scored."""
+    labels, config = recognizer.config.labels, recognizer.config
     enrolled = enrolment_clips(records) if normalise == "enrolment" else {}
     scored = [(k, r) for k, r in enumerate(records) if id(r) not in enrolled]
     references = reference_means(recognizer, records, normalise, condition, seed, enrolled) if modality != "text" else {}
@@ -72,10 +67,6 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
             text = "" if modality == "speech" else words_of(recognizer, r, text_from, heard if modality == "text" else None)
             pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
                                       calm=normalise == "enrolment")
-            if members:
-                logit = mean_log_probs([logit] + [predict_one(m, audio, text, modality)[1] for m in members],
-                                       [m.config.temperature for m in (recognizer, *members)])
-                pred = labels[int(logit.argmax())]
             if enrolled:
                 untuned.append(labels.index(predict_one(recognizer, audio, text, modality)[0]))
         except (AudioError, InputError, ASRError, OSError) as e:
@@ -92,23 +83,6 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         metrics["untuned"] = classification_metrics(np.array(targets, dtype=int), np.array(untuned, dtype=int), labels)
         metrics["enrolment"] = dict(clips=len(enrolled), speakers=len({r.speaker for r in enrolled.values()}))
     return metrics, answered
-
-
-def mean_log_probs(logits: list, temperatures: list) -> np.ndarray:
-    """Each member's logits (C,) and temperature -> the log of their mean calibrated probabilities (C,)."""
-    return np.log(np.mean([calibrated(z, t) for z, t in zip(logits, temperatures)], axis=0))
-
-
-def ensemble_config(recognizer, members):
-    """The config whose calibration scores an answer: the recogniser's own, or for several (whose
-    answers are already calibrated probabilities) temperature 1 and the members' mean "not sure"
-    threshold (each was fitted on its own validation speakers; none was fitted on the mean)."""
-    if not members:
-        return recognizer.config
-    if any(m.config.labels != recognizer.config.labels for m in members):
-        raise InputError("checkpoints that answer together must have the same labels in the same order")
-    thresholds = [m.config.not_sure_below for m in (recognizer, *members)]
-    return dataclasses.replace(recognizer.config, temperature=1.0, not_sure_below=float(np.mean(thresholds)))
 
 
 def enrolment_clips(records) -> dict:
@@ -215,7 +189,8 @@ def print_metrics(m: dict, title: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.evaluate", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--checkpoint", nargs="+", default=[str(DEFAULT_CHECKPOINT)],
-                        help="model directory; several answer together (the mean of their calibrated probabilities)")
+                        help="model directory; several answer together (the mean of their calibrated probabilities; "
+                             "the first's own members/ are then not read)")
     parser.add_argument("--manifest", required=True, help="CSV or JSONL with path, text, label, speaker")
     parser.add_argument("--split", default=None, help="score only rows of this split (train/validation/test)")
     parser.add_argument("--asr", default="auto", help="for empty texts: auto | shared | faster-whisper[:DIR] | openai-whisper:... | none")
@@ -236,8 +211,8 @@ def main(argv=None) -> int:
     problems = []
     try:
         records = read_manifest(args.manifest, errors=problems)
-        recognizer, *members = [EmotionRecognizer(c, args.asr, args.device, precision=args.precision)
-                                for c in args.checkpoint]
+        recognizer = EmotionRecognizer(args.checkpoint[0], args.asr, args.device, precision=args.precision,
+                                       members=args.checkpoint[1:] or None)
     except (ManifestError, CheckpointError, ASRError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -248,7 +223,7 @@ def main(argv=None) -> int:
     try:
         metrics, answered = score_records(recognizer, records, args.modality, args.condition,
                                           report=lambda msg: print(f"{args.manifest}: {msg}", file=sys.stderr),
-                                          normalise=args.normalise, text_from=args.text_from, members=tuple(members))
+                                          normalise=args.normalise, text_from=args.text_from)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

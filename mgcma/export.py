@@ -9,7 +9,8 @@ answer (voice and words, voice only, words only: a hidden side is an all-False m
 length axis is dynamic: a clip is encoded at its own length, never padded to 30 s.
 
 OUT_DIR holds speech.onnx, text.onnx, head.onnx, config.json (the checkpoint's), tokenizer.json,
-Whisper's mel filters, and speech_stats.npz where the checkpoint has it. Only Whisper speech encoders are exported (their
+Whisper's mel filters, and speech_stats.npz where the checkpoint has it; an ensemble's other heads
+(mgcma/ensemble.py) as members/<k>/head.onnx with their config.json, and its ensemble.json. Only Whisper speech encoders are exported (their
 log-mel front end is rewritten in numpy); wav2vec2's raw-audio front end is not.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
+from .ensemble import ENSEMBLE_FILE, load_members, member_directories
 from .model import MGCMA
 from .normalise import STATS_FILE
 from .onnx_backend import MEL_FILTERS
@@ -115,25 +117,36 @@ def check_exportable(model: MGCMA) -> None:
 
 
 def export(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write the three graphs and what the ONNX backend reads beside them into `out`."""
+    """Write the three graphs (and an ensemble's other heads) and what the ONNX backend reads beside them into `out`."""
     checkpoint, out = Path(checkpoint), Path(out)
     model = load_model(checkpoint, "cpu")
     check_exportable(model)
+    members = member_directories(checkpoint)
+    heads = load_members(members, model, checkpoint, "cpu")
     out.mkdir(parents=True, exist_ok=True)
     inputs = example_inputs(model)
-    for name, (module, input_names, output_names, axes) in graph_specs(model).items():
-        (out / f"{name}.onnx.data").unlink(missing_ok=True)   # an older export's weights, which would mislead
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")   # the tracer's notes on Python control flow it has resolved
-            torch.onnx.export(module.eval(), inputs[name], str(out / f"{name}.onnx"), input_names=input_names,
-                              output_names=output_names, dynamic_axes=axes, opset_version=OPSET, dynamo=True,
-                              external_data=False, verbose=False)
-    shutil.copy(checkpoint / CONFIG_FILE, out / CONFIG_FILE)
+    for name, spec in graph_specs(model).items():
+        export_graph(spec, inputs[name], out / f"{name}.onnx")
+    for directory, head in zip(members, heads):
+        target = out / directory.relative_to(checkpoint)
+        target.mkdir(parents=True, exist_ok=True)
+        export_graph(graph_specs(head)["head"], inputs["head"], target / "head.onnx")
+        shutil.copy(directory / CONFIG_FILE, target / CONFIG_FILE)
+    for name in (CONFIG_FILE, STATS_FILE, ENSEMBLE_FILE):
+        if (checkpoint / name).is_file():
+            shutil.copy(checkpoint / name, out / name)
     np.save(out / MEL_FILTERS, mel_filters(model.speech_encoder.config.n_mels))
     load_tokenizer(model.config, checkpoint).backend_tokenizer.save(str(out / "tokenizer.json"))
-    if (checkpoint / STATS_FILE).is_file():
-        shutil.copy(checkpoint / STATS_FILE, out / STATS_FILE)
     return out
+
+
+def export_graph(spec: tuple, inputs: tuple, path: Path) -> None:
+    module, input_names, output_names, axes = spec
+    path.with_name(f"{path.name}.data").unlink(missing_ok=True)   # an older export's weights, which would mislead
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")   # the tracer's notes on Python control flow it has resolved
+        torch.onnx.export(module.eval(), inputs, str(path), input_names=input_names, output_names=output_names,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
 
 
 def main(argv=None) -> int:

@@ -291,16 +291,19 @@ class MGCMAOutput:
 
 
 class MGCMA(nn.Module):
-    def __init__(self, config: ModelConfig, pretrained: bool = True, load_frozen: bool = True):
+    def __init__(self, config: ModelConfig, pretrained: bool = True, load_frozen: bool = True,
+                 shared_encoders: "MGCMA | None" = None):
         """`pretrained`: load encoder weights from their sources (False: random init, as when
         a checkpoint's weights follow). Frozen encoders with a source are always loaded from it
-        unless `load_frozen` is False, since checkpoints do not store them."""
+        unless `load_frozen` is False, since checkpoints do not store them. `shared_encoders`: a
+        model whose (frozen) encoder modules this one uses as they are: heads of an ensemble
+        (mgcma/ensemble.py) over one encoder pass."""
         super().__init__()
         self.config = c = config
         if c.uses_speech:
             from_source = c.freeze_speech_encoder or c.finetune_top_layers  # the checkpoint lacks (some of) its weights
             load = (pretrained or (from_source and load_frozen)) and c.speech_encoder is not None
-            self.speech_encoder = build_speech_encoder(c, load)
+            self.speech_encoder = shared_encoders.speech_encoder if shared_encoders else build_speech_encoder(c, load)
             if c.freeze_feature_encoder:
                 self.speech_encoder.freeze_feature_encoder()
             if c.finetune_top_layers:
@@ -313,7 +316,7 @@ class MGCMA(nn.Module):
         if c.uses_text:
             from_source = c.freeze_text_encoder or c.finetune_top_text_layers
             load = (pretrained or (from_source and load_frozen)) and c.text_encoder is not None
-            self.text_encoder = build_text_encoder(c, load)
+            self.text_encoder = shared_encoders.text_encoder if shared_encoders else build_text_encoder(c, load)
             if c.finetune_top_text_layers:
                 freeze_below_top(self.text_encoder, c.finetune_top_text_layers)
             self.text_proj = Projection(self.text_encoder.config.hidden_size, c.d_model)
@@ -389,6 +392,15 @@ class MGCMA(nn.Module):
         width = (self.speech_encoder.config.hidden_size,)   # a constant, so that the ONNX export needs no shape op
         used = features[:, :, self.speech_layers_used]                      # (B, Ts, L', D)
         return torch.einsum("btld,l->btd", F.layer_norm(used, width), w)
+
+    def mixed_shift(self, layer_shift):
+        """A shift of each layer-normalised hidden state (B, L, D), as normalise.layer_frames
+        measures it -> the shift it makes of the mixed frames (B, D); the mix is linear in them.
+        (B, D), from a model without a layer mix, is already that."""
+        if layer_shift is None or layer_shift.dim() == 2:
+            return layer_shift
+        w = self.speech_layer_logits.softmax(0).to(layer_shift.dtype)
+        return torch.einsum("bld,l->bd", layer_shift[:, self.speech_layers_used], w)
 
     def encode_text(self, input_ids, text_mask):
         """input_ids, text_mask: (B, Tt) -> (B, Tt, D_enc)."""

@@ -2,8 +2,9 @@
 
 The speech features the model reads (Whisper's layers mixed by the learnt weights) move with
 the voice, the language, the microphone and the room, not only with the emotion. A checkpoint
-keeps the mean of those features over its training clips, and over those of each label
-(`speech_stats.npz`). Given unlabeled
+keeps the mean of each of those layers (layer-normalised, before the mix) over its training clips,
+and over those of each label (`speech_stats.npz`). The mix is linear in them, so one set of means
+serves every head of an ensemble, whatever its own mix (MGCMA.mixed_shift). Given unlabeled
 speech of the same speaker, recording or corpus (a *reference*: a live session's earlier speech,
 a long recording's other utterances, an enrolment, a test corpus as a whole), each answer is
 computed with the reference's mean moved onto the training mean,
@@ -13,7 +14,7 @@ A reference that is all one emotion carries that emotion in its mean, and moving
 pulls the answers towards the training mix: the wider the reference, the safer (measured in
 docs/cross-corpus.md).
 
-  python -m mgcma.normalise --checkpoint DIR --manifest TRAIN.csv [--split train]   (writes DIR/speech_stats.npz)
+  python -m mgcma.normalise --checkpoint DIR --manifest TRAIN.csv[,MORE.csv] [--split train]   (writes DIR/speech_stats.npz)
 """
 from __future__ import annotations
 
@@ -24,20 +25,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 STATS_FILE = "speech_stats.npz"
 
 
 @dataclass
 class SpeechMean:
-    """A running mean of mixed speech-feature frames."""
+    """A running mean of speech-feature frames: (L, D) per frame, each layer layer-normalised, or (D,)
+    for a model that reads one layer."""
     total: np.ndarray | None = None
     frames: int = 0
     clips: int = 0
     seconds: float = 0.0
 
     def add(self, frames: torch.Tensor, seconds: float = 0.0) -> None:
-        """frames: (T, D) of one clip."""
+        """frames: (T, L, D) or (T, D) of one clip."""
         summed = frames.double().sum(0).cpu().numpy()
         self.total = summed if self.total is None else self.total + summed
         self.frames, self.clips, self.seconds = self.frames + len(frames), self.clips + 1, self.seconds + seconds
@@ -73,14 +76,17 @@ def load_means(path: str | Path) -> dict[str, SpeechMean]:
 
 
 @torch.no_grad()
-def mixed_frames(model, speech_features: torch.Tensor, speech_mask: torch.Tensor) -> list[torch.Tensor]:
-    """Encoder outputs (B, T, [L,] D) -> each row's real mixed frames (T_i, D)."""
-    mixed = model.mix_layers(speech_features)
-    return [m[k] for m, k in zip(mixed, speech_mask.bool())]
+def layer_frames(speech_features: torch.Tensor, speech_mask: torch.Tensor) -> list[torch.Tensor]:
+    """Encoder outputs -> each row's real frames as a layer mix reads them: (B, T, L, D) every
+    hidden state -> (T_i, L, D) each layer-normalised (as MGCMA.mix_layers does); (B, T, D) -> (T_i, D)."""
+    if speech_features.dim() == 4:
+        speech_features = F.layer_norm(speech_features, speech_features.shape[-1:])
+    return [f[k] for f, k in zip(speech_features, speech_mask.bool())]
 
 
 def shift(training: dict[str, SpeechMean] | None, reference: SpeechMean | None, calm: bool = False) -> torch.Tensor | None:
-    """(1, D) to add to each frame, or None where a mean is unknown. `calm`: the reference is the
+    """(1, L, D) or (1, D) to add to each frame's layers (MGCMA.mixed_shift makes it one head's
+    shift of its mixed frames), or None where a mean is unknown. `calm`: the reference is the
     speaker speaking calmly (an enrolment), moved onto the training clips labelled neutral
     rather than onto all of them."""
     target = (training or {}).get("neutral" if calm else "all")
@@ -96,11 +102,12 @@ def main(argv=None) -> int:
     from .predict import EmotionRecognizer, InputError
     parser = argparse.ArgumentParser(prog="python -m mgcma.normalise", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="model directory (speech_stats.npz is written into it)")
-    parser.add_argument("--manifest", required=True, help="the clips it was trained on")
+    parser.add_argument("--manifest", required=True, help="the clips it was trained on (several: comma-separated)")
     parser.add_argument("--split", default=None, help="only rows of this split (e.g. train)")
     args = parser.parse_args(argv)
     try:
-        records = [r for r in read_manifest(args.manifest) if r.has_audio and (args.split is None or r.split == args.split)]
+        records = [r for path in args.manifest.split(",") for r in read_manifest(path)
+                   if r.has_audio and (args.split is None or r.split == args.split)]
         recognizer = EmotionRecognizer(args.checkpoint, asr="none", device="cpu")
     except (ManifestError, InputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,6 +21,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import calibrated, top_two
 from .config import ModelConfig
+from .ensemble import member_directories, read_threshold
 
 N_FFT, HOP = 400, 160
 MEL_FILTERS = "mel_filters.npy"
@@ -52,8 +53,13 @@ class OnnxRecognizer:
         self.config = ModelConfig.load(self.directory / "config.json")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.sessions = {name: ort.InferenceSession(str(self.directory / f"{name}.onnx"), options,
-                                                    providers=["CPUExecutionProvider"]) for name in ("speech", "text", "head")}
+        def session(path: Path):
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.sessions = {name: session(self.directory / f"{name}.onnx") for name in ("speech", "text")}
+        members = member_directories(self.directory)   # an ensemble's other heads (mgcma/ensemble.py)
+        self.heads = [(session(self.directory / "head.onnx"), self.config)] + [
+            (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in members]
+        self.not_sure_below = read_threshold(self.directory) if members else self.config.not_sure_below
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
         self.tokenizer.enable_truncation(self.config.max_text_tokens)
@@ -85,10 +91,16 @@ class OnnxRecognizer:
         return features, ones.astype(bool)
 
     def head(self, speech, speech_mask, text, text_mask) -> dict:
+        """-> the mean of the heads' calibrated probabilities (C,), and the first head's W2."""
         shift = np.zeros((1, speech.shape[-1]), np.float32)
-        logits, w2, _, _ = self.sessions["head"].run(None, dict(speech_features=speech, speech_mask=speech_mask,
-                                                                text_features=text, text_mask=text_mask, speech_shift=shift))
-        return dict(logits=logits[0], w2=float(w2[0, 0]))
+        inputs = dict(speech_features=speech, speech_mask=speech_mask, text_features=text, text_mask=text_mask,
+                      speech_shift=shift)
+        probs, w2 = [], None
+        for session, config in self.heads:
+            logits, distance, _, _ = session.run(None, inputs)
+            probs.append(calibrated(logits, config.temperature)[0])
+            w2 = float(distance[0, 0]) if w2 is None else w2
+        return dict(probs=np.mean(probs, axis=0), w2=w2)
 
     def predict(self, audio, text: str | None = None) -> dict:
         timings, start = {}, time.perf_counter()
@@ -106,11 +118,11 @@ class OnnxRecognizer:
             answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask))
             answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask)
         timings["model"] = 1000 * (time.perf_counter() - start)
-        labels, t = self.config.labels, self.config.temperature
-        probabilities = {m: dict(zip(labels, calibrated(a["logits"][None], t)[0].tolist())) for m, a in answers.items()}
+        labels = self.config.labels
+        probabilities = {m: dict(zip(labels, a["probs"].tolist())) for m, a in answers.items()}
         probs = probabilities["both"]
         (label, top), second = top_two(probs)
-        return dict(label=label, probabilities=probs, not_sure=top < self.config.not_sure_below,
+        return dict(label=label, probabilities=probs, not_sure=top < self.not_sure_below,
                     top_two=[[label, top], list(second)], transcript=text,
                     transcript_source=source if text else "none", w2=answers["both"]["w2"] if text else None,
                     audio_seconds=len(wave) / SAMPLE_RATE, answers=probabilities if len(answers) > 1 else {},

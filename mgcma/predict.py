@@ -3,7 +3,8 @@
   python -m mgcma.predict --audio clip.wav [--text "..."] [--checkpoint DIR] [--asr SPEC] --json
   python -m mgcma.predict --backend onnx --checkpoint ONNX_DIR --audio clip.wav     (mgcma/onnx_backend.py)
 
-The model and the ASR are loaded once (EmotionRecognizer) and reused for every request. With
+The model and the ASR are loaded once (EmotionRecognizer) and reused for every request; an
+ensemble checkpoint's heads all answer on one pass of the frozen encoders (mgcma/ensemble.py). With
 --asr auto (the default) a model whose speech encoder is Whisper's transcribes with the same
 encoder pass (mgcma/shared_asr.py); others use faster-whisper's tiny.en.
 """
@@ -25,8 +26,9 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
-from .model import MGCMAOutput
-from .normalise import STATS_FILE, SpeechMean, load_means, mixed_frames, shift
+from .model import MGCMAOutput, n_hidden_states
+from .ensemble import answer_together, load_members, member_directories, read_threshold, together_config
+from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
 from .steps import hide
 
@@ -80,21 +82,40 @@ def pick_device(device: str = "auto") -> str:
 
 class EmotionRecognizer:
     def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "auto",
-                 device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0), precision: str = "float32"):
-        """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/precision.py)."""
+                 device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0), precision: str = "float32",
+                 members: list[str | Path] | None = None):
+        """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/precision.py).
+        `members`: checkpoints whose heads answer with this one's (mgcma/ensemble.py); None: the
+        checkpoint's own, if it is an ensemble."""
         self.device = pick_device(device)
         self.precision = precision
+        self.checkpoint = Path(checkpoint)
         try:
             self.model = set_precision(load_model(checkpoint, self.device), self.precision, self.device)
+            listed = member_directories(checkpoint) if members is None else [Path(m) for m in members]
+            self.heads = [self.model] + load_members(listed, self.model, self.checkpoint, self.device)
         except ValueError as e:
             raise InputError(str(e)) from None
-        self.config = self.model.config
+        self.config = together_config(self.heads, read_threshold(checkpoint) if members is None else None)
         self.tokenizer = load_tokenizer(self.config, checkpoint)
         self.asr = self.make_asr(asr) if self.config.uses_text else None
         self.limits = limits
-        self.checkpoint = Path(checkpoint)
-        stats = self.checkpoint / STATS_FILE
-        self.training_means = load_means(stats) if stats.is_file() and self.config.uses_speech else None
+        self.training_means = self.read_training_means() if self.config.uses_speech else None
+
+    def read_training_means(self) -> dict[str, SpeechMean] | None:
+        path = self.checkpoint / STATS_FILE
+        if not path.is_file():
+            return None
+        means = load_means(path)
+        encoder = self.model.speech_encoder   # a reference collects every hidden state where the model mixes them
+        expected = (encoder.config.hidden_size,)
+        if self.config.speech_layers == "weighted":
+            expected = (n_hidden_states(encoder), *expected)
+        if means["all"].total.shape != expected:   # the model still answers; only the tuning to a voice is off
+            warnings.warn(f"{path} holds means of shape {means['all'].total.shape}, not {expected}: written by an older "
+                          "version (of the mixed frames) and not used; rewrite it with python -m mgcma.normalise")
+            return None
+        return means
 
     def warm_up(self) -> None:
         """Make now what the first request would: the shared ASR's encoding of silence."""
@@ -149,7 +170,7 @@ class EmotionRecognizer:
         wave, _ = self.load(audio)
         audio = torch.from_numpy(wave)[None].to(self.device)
         features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
-        reference.add(mixed_frames(self.model, features, mask)[0], len(wave) / SAMPLE_RATE)
+        reference.add(layer_frames(features, mask)[0], len(wave) / SAMPLE_RATE)
         return reference
 
     @torch.inference_mode()
@@ -237,11 +258,11 @@ class EmotionRecognizer:
 
     def forward(self, wave: np.ndarray | None, text: str, speech: tuple | None = None, speech_shift=None):
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
-        The encoders run once (`speech`: features and mask the shared ASR pass already computed);
-        each answer hides the other modality with its mask. `speech_shift`: see MGCMA.forward."""
+        The encoders run once (`speech`: features and mask the shared ASR pass already computed), and
+        every head on their outputs; each answer hides the other modality with its mask.
+        `speech_shift`: of each layer (normalise.shift), which each head mixes (MGCMA.mixed_shift)."""
         inputs, words, offsets = {}, [], []
-        if speech_shift is not None:
-            inputs["speech_shift"] = speech_shift.to(self.device)
+        layer_shift = None if speech_shift is None else speech_shift.to(self.device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None
         with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
             if speech is not None:
@@ -262,13 +283,13 @@ class EmotionRecognizer:
                 width = self.model.text_encoder.config.hidden_size
                 inputs["text_features"] = torch.zeros(1, 1, width, device=self.device)
                 inputs["text_mask"] = torch.zeros(1, 1, dtype=torch.bool, device=self.device)
-            answers = {}
-            for modality in self.available(wave, text):
-                shown = dict(inputs)
-                if modality != "both":   # only offered when both sides are there (available)
-                    hide(shown, "text" if modality == "speech" else "speech", torch.ones(1, dtype=torch.bool))
-                answers[modality] = to_cpu(self.model(**shown))
-        return answers, words, offsets
+            modalities = self.available(wave, text)
+            rows = {k: v.expand(len(modalities), *v.shape[1:]) for k, v in inputs.items()}   # one row per answer
+            for side, alone in (("text", "speech"), ("speech", "text")):   # the voice-only row hides the words
+                if alone in modalities:   # only offered when both sides are there (available)
+                    hide(rows, side, torch.tensor([m == alone for m in modalities]))
+            out = to_cpu(answer_together([head(**rows, speech_shift=head.mixed_shift(layer_shift)) for head in self.heads]))
+        return {m: row_of(out, k) for k, m in enumerate(modalities)}, words, offsets
 
     def available(self, wave, text) -> list[str]:
         """The answers this model can give for this input, the main one first."""
@@ -278,6 +299,13 @@ class EmotionRecognizer:
         if wave is not None and text:
             return ["both", "speech", "text"]
         return ["both"]
+
+
+def row_of(out: MGCMAOutput, k: int) -> MGCMAOutput:
+    """Row k of a batched output, as a batch of one (the (B, B) pair matrices: their k-th diagonal entry)."""
+    fields = {name: (v[k:k + 1, k:k + 1] if name in ("w2", "sim") else v[k:k + 1]) if torch.is_tensor(v) and v.dim() else v
+              for name, v in vars(out).items()}
+    return MGCMAOutput(**fields)
 
 
 def to_cpu(out: MGCMAOutput) -> MGCMAOutput:

@@ -39,14 +39,15 @@ def ua(recognizer, answers: list[dict], targets: list[str]) -> dict:
 def words_answers(recognizer, texts: list[str], batch: int = 128) -> list[list[float]]:
     """The words-only answers, a batch at a time (the model answers each row alone: padding is masked;
     one at a time through recognizer.forward took 80 s for GoEmotions' test)."""
-    model, answers = recognizer.model, []
+    from mgcma.ensemble import answer_together
+    answers = []
     for i in range(0, len(texts), batch):
         enc = recognizer.tokenizer(texts[i:i + batch], padding=True, truncation=True,
-                                   max_length=model.config.max_text_tokens, return_tensors="pt")
+                                   max_length=recognizer.config.max_text_tokens, return_tensors="pt")
         rows = len(enc["input_ids"])
-        out = model(audio=torch.zeros(rows, 1), audio_mask=torch.zeros(rows, 1, dtype=torch.bool),
-                    input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool())
-        answers += out.probs.tolist()
+        outputs = [head(audio=torch.zeros(rows, 1), audio_mask=torch.zeros(rows, 1, dtype=torch.bool),
+                        input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool()) for head in recognizer.heads]
+        answers += answer_together(outputs).probs.tolist()
     return answers
 
 

@@ -2,13 +2,9 @@ import csv
 import json
 
 import pytest
-import torch
 
-from mgcma.checkpoint import save_model
-from mgcma.config import preset
 from mgcma.data import read_manifest
 from mgcma.evaluate import main
-from mgcma.model import MGCMA
 
 
 @pytest.fixture
@@ -106,58 +102,3 @@ def test_text_from_gives_the_words_a_recogniser_would(scored_manifest, test_chec
     recognizer.transcribe = lambda wave: (heard.append(len(wave)) or "words it heard", None)
     assert words_of(recognizer, record, "asr", record.path) == "words it heard" and len(heard) == 1
     assert words_of(recognizer, record, "asr", None) == "" and len(heard) == 1
-
-
-def random_checkpoint(path, tokenizer, seed: int, **config):
-    """A small random model (the test preset with `config`'s fields) saved at `path`."""
-    torch.manual_seed(seed)
-    save_model(MGCMA(preset("test", **config)).eval(), path, tokenizer)
-    return path
-
-
-@pytest.fixture
-def second_checkpoint(tmp_path, tokenizer):
-    """Another small random model, its confidence calibrated (temperature 2.5, 'not sure' below 0.4)."""
-    return random_checkpoint(tmp_path / "second", tokenizer, 1, temperature=2.5, not_sure_below=0.4)
-
-
-def test_members_logits_become_the_log_of_their_mean_calibrated_probabilities():
-    import numpy as np
-    from mgcma.evaluate import mean_log_probs
-    first, second = np.array([2.0, 0.0, 1.0, -1.0]), np.array([0.0, 5.0, 0.0, 0.0])
-    softmax = lambda z: np.exp(z) / np.exp(z).sum()   # noqa: E731
-    expected = (softmax(first / 1.0) + softmax(second / 2.5)) / 2
-    assert np.allclose(np.exp(mean_log_probs([first, second], [1.0, 2.5])), expected)
-
-
-def test_several_checkpoints_answer_together(scored_manifest, test_checkpoint, second_checkpoint, tmp_path,
-                                             monkeypatch):
-    """Each clip's answer is the members' mean: here the first leans to one class, the second
-    (calibrated) is sure of another, and the second's class wins on every clip."""
-    import numpy as np
-    import mgcma.evaluate as evaluate
-    from mgcma.predict import EmotionRecognizer
-    first, second = (EmotionRecognizer(c, "none", "cpu") for c in (test_checkpoint, second_checkpoint))
-    leaning, sure = np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.0, 10.0, 0.0, 0.0])
-    monkeypatch.setattr(evaluate, "predict_one", lambda recognizer, *args, **kwargs:
-                        (first.config.labels[0], leaning) if recognizer is first else (first.config.labels[1], sure))
-    records = read_manifest(scored_manifest)[:4]
-    alone, answered_alone = evaluate.score_records(first, records, report=lambda msg: None)
-    metrics, answered = evaluate.score_records(first, records, members=(second,), report=lambda msg: None)
-    assert {label for _, label in answered_alone} == {first.config.labels[0]}
-    assert {label for _, label in answered} == {first.config.labels[1]}
-    assert metrics["calibration"]["temperature"] == 1.0
-    assert metrics["calibration"]["not_sure_below"] == pytest.approx((0.0 + 0.4) / 2)
-    monkeypatch.undo()
-    out = tmp_path / "m.json"
-    assert main(["--checkpoint", str(test_checkpoint), str(second_checkpoint), "--manifest", str(scored_manifest),
-                 "--asr", "none", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["checkpoint"] == [str(test_checkpoint), str(second_checkpoint)]
-
-
-def test_checkpoints_with_other_labels_cannot_answer_together(scored_manifest, test_checkpoint, tmp_path, tokenizer,
-                                                              capsys):
-    other = random_checkpoint(tmp_path / "other", tokenizer, 2, labels=["sad", "happy", "angry", "neutral"])
-    assert main(["--checkpoint", str(test_checkpoint), str(other), "--manifest", str(scored_manifest),
-                 "--asr", "none"]) == 1
-    assert "same labels" in capsys.readouterr().err

@@ -46,6 +46,27 @@ def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
     assert compare_with_torch(checkpoint, onnx, [(16000, c) for c in clips], text=words) < 1e-4
 
 
+def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
+    """Two heads over one random encoder pair, packed (mgcma/ensemble.py) and exported: the ONNX
+    answers are the PyTorch ensemble's (which is the mean of its heads: tests/test_ensemble.py)."""
+    from mgcma.ensemble import main as pack
+    config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True)
+    torch.manual_seed(0)
+    first = MGCMA(config).eval()
+    save_model(first, tmp_path / "a", load_tokenizer(config))
+    torch.manual_seed(1)
+    config.temperature = 2.0
+    save_model(MGCMA(config, shared_encoders=first).eval(), tmp_path / "b", load_tokenizer(config))
+    assert pack(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both")]) == 0
+    onnx = export(tmp_path / "both", tmp_path / "onnx")
+    assert (onnx / "members" / "1" / "head.onnx").is_file() and (onnx / "ensemble.json").is_file()
+    clip = (16000, np.random.default_rng(2).normal(0, 0.1, 24000).astype(np.float32))
+    assert compare_with_torch(tmp_path / "both", onnx, [clip], text="two heads are better than one") < 1e-4
+    alone = export(tmp_path / "a", tmp_path / "onnx-a")
+    assert OnnxRecognizer(alone, asr="none").predict(clip, "x")["probabilities"] != pytest.approx(
+        OnnxRecognizer(onnx, asr="none").predict(clip, "x")["probabilities"], abs=1e-3)
+
+
 def test_export_refuses_what_it_cannot_run(tmp_path, test_checkpoint):
     with pytest.raises(CheckpointError, match="Whisper speech encoder"):
         export(test_checkpoint, tmp_path / "onnx")     # a wav2vec2 speech encoder

@@ -50,6 +50,37 @@ def test_a_reference_shifts_the_voice_by_the_difference_of_means(tuned_checkpoin
     assert tuned.answers["text"] == pytest.approx(plain.answers["text"], abs=1e-6)
 
 
+def test_the_layer_means_move_a_heads_mixed_frames_as_their_own_means_do():
+    """Two references' difference of layer means, mixed by a head, is the difference of the means of
+    its mixed frames: one set of training means serves heads with any mix (an ensemble's)."""
+    import torch
+    from mgcma.config import preset
+    from mgcma.model import MGCMA
+    from mgcma.normalise import layer_frames
+    torch.manual_seed(0)
+    model = MGCMA(preset("test", speech_layers="weighted")).eval()
+    torch.nn.init.normal_(model.speech_layer_logits, std=2.0)
+    n = model.speech_layers_used.stop
+    a, b = torch.randn(1, 30, n, 32) * 3 + 1, torch.randn(1, 20, n, 32)
+    mask_a, mask_b = torch.ones(1, 30, dtype=torch.bool), torch.ones(1, 20, dtype=torch.bool)
+    with torch.no_grad():
+        mixed = model.mix_layers(a)[0].mean(0) - model.mix_layers(b)[0].mean(0)
+        layers = layer_frames(a, mask_a)[0].mean(0) - layer_frames(b, mask_b)[0].mean(0)     # (L, D)
+        torch.testing.assert_close(model.mixed_shift(layers[None])[0], mixed, atol=1e-5, rtol=1e-5)
+
+
+def test_means_of_another_shape_are_set_aside_with_a_warning(test_checkpoint, tmp_path):
+    """Means written by an older version (of another model's mixed frames): the model still answers."""
+    path = tmp_path / "model"
+    shutil.copytree(test_checkpoint, path)
+    stale = SpeechMean(total=np.ones(7), frames=1, clips=1, seconds=1.0)
+    from mgcma.normalise import save_means
+    save_means({"all": stale}, path / STATS_FILE)
+    with pytest.warns(UserWarning, match="python -m mgcma.normalise"):
+        recognizer = EmotionRecognizer(path, asr="none", device="cpu")
+    assert recognizer.training_means is None and recognizer.predict(CLIPS[0], "x").label in recognizer.config.labels
+
+
 def test_without_a_training_mean_a_reference_changes_nothing(test_checkpoint):
     recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
     assert recognizer.training_means is None

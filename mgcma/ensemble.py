@@ -1,0 +1,142 @@
+"""Several heads answering together over one pass of the frozen encoders.
+
+One recipe trained with several seeds gives heads that err differently; the mean of their
+calibrated probabilities is steadier than any one of them, and costs little, since the encoders
+they read (Whisper, MiniLM) are frozen and shared: the recogniser runs them once and each head
+(4 MB, a few ms) on their outputs. An ensemble checkpoint is its first head's checkpoint, whole
+(so that every tool that reads one model still can: the attention and Gaussian views are that
+head's), with the others in `members/` and `ensemble.json` naming them:
+
+  python -m mgcma.ensemble --members RUN_A/fold-0/best RUN_B/fold-0/best ... --out DIR
+
+Its "not sure" threshold is the mean of the heads' own, each fitted on its own validation speakers
+(the seeds draw different ones, so no speakers are left that none of them trained on).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import ModelConfig
+
+if TYPE_CHECKING:   # PyTorch is imported where it is used: the ONNX backend reads ensembles without it
+    from .model import MGCMA, MGCMAOutput
+
+ENSEMBLE_FILE, MEMBERS_DIR = "ensemble.json", "members"
+# what every head must share with the first: the inputs it reads and the answers it gives
+SHARED_FIELDS = ("labels", "modality", "speech_encoder", "text_encoder", "freeze_speech_encoder",
+                 "freeze_text_encoder", "finetune_top_layers", "finetune_top_text_layers", "speech_layers",
+                 "speech_layer_span", "max_text_tokens", "trim_silence", "loudness_dbfs")
+
+
+def member_directories(checkpoint: str | Path) -> list[Path]:
+    """The other heads of an ensemble checkpoint (none for a single model)."""
+    path = Path(checkpoint) / ENSEMBLE_FILE
+    if not path.is_file():
+        return []
+    try:
+        return [Path(checkpoint) / m for m in json.loads(path.read_text())["members"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"bad {path}: {e}") from None
+
+
+def check_shareable(first: ModelConfig, other: ModelConfig, where: Path) -> None:
+    from .checkpoint import CheckpointError
+    differ = [f for f in SHARED_FIELDS if getattr(first, f) != getattr(other, f)]
+    if differ:
+        raise CheckpointError(f"{where} cannot answer with the first head: its {', '.join(differ)} differ "
+                              f"({', '.join(f'{getattr(other, f)!r} vs {getattr(first, f)!r}' for f in differ)})")
+    if not (first.freeze_speech_encoder and first.freeze_text_encoder) or first.finetune_top_layers or \
+            first.finetune_top_text_layers:
+        raise CheckpointError("heads answer together over shared frozen encoders; these models fine-tuned theirs")
+
+
+def load_members(directories: list[Path], first: MGCMA, first_directory: Path, device: str) -> list[MGCMA]:
+    """Each directory's head over `first`'s encoder modules (loaded once, whatever their precision)."""
+    from .checkpoint import CheckpointError, encoder_fingerprints, load_config, load_model
+    heads, trained_with = [], encoder_fingerprints(first_directory)
+    for directory in directories:
+        check_shareable(first.config, load_config(directory), directory)
+        heads.append(load_model(directory, device, shared_encoders=first))
+        if encoder_fingerprints(directory) != trained_with:
+            raise CheckpointError(f"{directory} was trained on other frozen encoder weights than {first_directory}'s "
+                                  "(their fingerprints differ): it cannot share them")
+    return heads
+
+
+def together_config(heads: list[MGCMA], not_sure_below: float | None = None) -> ModelConfig:
+    """The first head's config, with the calibration of the answer together: temperature 1 (the
+    heads' probabilities are each calibrated already) and the "not sure" threshold given, or the
+    mean of the heads' own."""
+    first = heads[0].config
+    if len(heads) == 1:
+        return first
+    if not_sure_below is None:
+        not_sure_below = sum(h.config.not_sure_below for h in heads) / len(heads)
+    return dataclasses.replace(first, temperature=1.0, not_sure_below=float(not_sure_below))
+
+
+def answer_together(outputs: list[MGCMAOutput]) -> MGCMAOutput:
+    """The heads' outputs for one input -> the first's, its logits the log of the heads' mean
+    calibrated probabilities (so that `probs`, at temperature 1, is that mean)."""
+    import torch
+    if len(outputs) == 1:
+        return outputs[0]
+    mean = torch.stack([o.probs for o in outputs]).mean(0)                      # (B, C)
+    return dataclasses.replace(outputs[0], logits=mean.clamp_min(torch.finfo(mean.dtype).tiny).log(), temperature=1.0)
+
+
+def read_threshold(checkpoint: str | Path) -> float | None:
+    path = Path(checkpoint) / ENSEMBLE_FILE
+    return json.loads(path.read_text()).get("not_sure_below") if path.is_file() else None
+
+
+def pack(members: list[Path], out: Path) -> Path:
+    """The first member's checkpoint, whole, at `out`; the others' heads in out/members/<k>/."""
+    from .checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, load_config
+    configs = [load_config(m) for m in members]
+    for m, config in zip(members[1:], configs[1:]):
+        check_shareable(configs[0], config, m)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copy(members[0] / name, out / name)
+    if (members[0] / TOKENIZER_DIR).is_dir():
+        shutil.copytree(members[0] / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
+    shutil.rmtree(out / MEMBERS_DIR, ignore_errors=True)
+    names = []
+    for k, member in enumerate(members[1:], start=1):
+        (out / MEMBERS_DIR / str(k)).mkdir(parents=True)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            shutil.copy(member / name, out / MEMBERS_DIR / str(k) / name)
+        names.append(f"{MEMBERS_DIR}/{k}")
+    threshold = sum(c.not_sure_below for c in configs) / len(configs)
+    (out / ENSEMBLE_FILE).write_text(json.dumps(dict(
+        members=names, not_sure_below=threshold, packed_from=[str(m) for m in members],
+        answer="the mean of the heads' calibrated probabilities"), indent=2) + "\n")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mgcma.ensemble", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--members", nargs="+", required=True, help="checkpoint directories of one recipe's seeds")
+    parser.add_argument("--out", required=True, help="the ensemble checkpoint directory to write")
+    args = parser.parse_args(argv)
+    if len(args.members) < 2:
+        print("error: an ensemble needs two members or more", file=sys.stderr)
+        return 1
+    try:
+        out = pack([Path(m) for m in args.members], Path(args.out))
+    except (ValueError, OSError) as e:   # CheckpointError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}: {len(args.members)} heads, 'not sure' below {read_threshold(out):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
