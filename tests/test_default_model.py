@@ -14,9 +14,9 @@ from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # published in the model card (checkpoints/default/README.md): RAVDESS actors 19-24, voice and words
-# UA 87.50, voice only 86.98; GoEmotions test, words only 76.96; voice only on corpora it never
-# heard: EmoDB 75.84, EMOVO 52.08
-FLOORS = {"both": 0.84, "speech": 0.83, "goemotions": 0.74, "emodb": 0.72, "emovo": 0.48}
+# UA 86.46, voice only 86.46; GoEmotions test, words only 75.87. It trained on EmoDB and EMOVO (no
+# corpus is left that it never heard; leave one corpus out measures the recipe: docs/cross-corpus.md)
+FLOORS = {"both": 0.83, "speech": 0.83, "goemotions": 0.73}
 
 
 def needs(folder: str):
@@ -82,16 +82,10 @@ def test_default_reads_goemotions_test_comments(recognizer):
     assert m["UA"] >= FLOORS["goemotions"], m
 
 
-@pytest.mark.parametrize("corpus", ["emodb", "emovo"])
-def test_default_on_corpora_it_never_heard(recognizer, corpus):
-    needs_corpus = SHARED / corpus / "manifest.csv"
-    if not needs_corpus.is_file():
-        pytest.skip(f"../shared/data/{corpus} is not beside this checkout (the data is never committed)")
-    from mgcma.corpora import read_acted
-    records = read_acted(SHARED / corpus, corpus)
-    answers = [recognizer.predict(r.path, None, use_asr=False).probabilities for r in records]
-    m = ua(recognizer, answers, [r.label for r in records])
-    assert m["UA"] >= FLOORS[corpus], m
+def test_the_default_is_five_heads_answering_together(recognizer):
+    """The model card's recipe: five seeds, their mean calibrated probabilities, ensemble.json's threshold."""
+    assert len(recognizer.heads) == 5
+    assert recognizer.config.temperature == 1.0 and 0 < recognizer.config.not_sure_below < 0.5
 
 
 def test_the_model_card_sits_beside_the_weights_with_its_metadata():
@@ -101,6 +95,7 @@ def test_the_model_card_sits_beside_the_weights_with_its_metadata():
     assert meta["license"] == "cc-by-nc-sa-4.0" and meta["pipeline_tag"] == "audio-classification"
     results = meta["model-index"][0]["results"]
     published = {r["dataset"]["type"]: r["metrics"][0]["value"] for r in results}
-    assert published["ravdess"] / 100 >= FLOORS["both"] and published["emodb"] / 100 >= FLOORS["emodb"]
-    for needed in ("Training data and licences", "Intended use", "Limits", "Livingstone", "Demszky"):
+    assert published["ravdess"] / 100 >= FLOORS["both"] and published["go_emotions"] / 100 >= FLOORS["goemotions"]
+    for needed in ("Training data and licences", "Intended use", "Limits", "Livingstone", "Demszky", "Burkhardt",
+                   "Costantini", "research"):
         assert needed in text
