@@ -69,6 +69,16 @@ def load_members(directories: list[Path], first: MGCMA, first_directory: Path, d
     return heads
 
 
+def share_encoders(heads: list[MGCMA]) -> list[MGCMA]:
+    """Point every head at the first's encoder modules, once those have been replaced (quantised to
+    int8 by mgcma/precision.py, which swaps the modules of the model it is given)."""
+    for head in heads[1:]:
+        for name in ("speech_encoder", "text_encoder"):
+            if hasattr(heads[0], name):
+                setattr(head, name, getattr(heads[0], name))
+    return heads
+
+
 def together_config(heads: list[MGCMA], not_sure_below: float | None = None) -> ModelConfig:
     """The first head's config, with the calibration of the answer together: temperature 1 (the
     heads' probabilities are each calibrated already) and the "not sure" threshold given, or the

@@ -27,7 +27,7 @@ from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput, n_hidden_states
-from .ensemble import answer_together, load_members, member_directories, read_threshold, together_config
+from .ensemble import answer_together, load_members, member_directories, read_threshold, share_encoders, together_config
 from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
 from .steps import hide
@@ -91,9 +91,10 @@ class EmotionRecognizer:
         self.precision = precision
         self.checkpoint = Path(checkpoint)
         try:
-            self.model = set_precision(load_model(checkpoint, self.device), self.precision, self.device)
+            self.model = load_model(checkpoint, self.device)
             listed = member_directories(checkpoint) if members is None else [Path(m) for m in members]
-            self.heads = [self.model] + load_members(listed, self.model, self.checkpoint, self.device)
+            others = load_members(listed, self.model, self.checkpoint, self.device)   # before int8 swaps the encoders
+            self.heads = share_encoders([set_precision(self.model, self.precision, self.device), *others])
         except ValueError as e:
             raise InputError(str(e)) from None
         self.config = together_config(self.heads, read_threshold(checkpoint) if members is None else None)

@@ -59,10 +59,11 @@ def test_the_answer_is_the_mean_of_the_heads_calibrated_probabilities(members, e
     assert each[0].probabilities != pytest.approx(each[1].probabilities, abs=1e-3)
 
 
-def test_the_encoders_run_once_whatever_the_number_of_heads(members, ensemble):
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_the_encoders_run_once_whatever_the_number_of_heads(members, ensemble, precision):
     calls = []
     for checkpoint in (members[0], ensemble):
-        recognizer = EmotionRecognizer(checkpoint, asr="none", device="cpu")
+        recognizer = EmotionRecognizer(checkpoint, asr="none", device="cpu", precision=precision)
         counted = []
         for encoder in (recognizer.model.speech_encoder, recognizer.model.text_encoder):
             encoder.register_forward_hook(lambda *args: counted.append(1))
