@@ -388,6 +388,8 @@ class MGCMA(nn.Module):
         state is layer-normalised first: their scales differ by orders of magnitude (SUPERB does the same)."""
         if features.dim() == 3:
             return features
+        if len(features) > 1 and features.stride(0) == 0:   # one clip expanded to a row per answer: mix it once
+            return self.mix_layers(features[:1]).expand(len(features), -1, -1)
         w = self.speech_layer_logits.softmax(0).to(features.dtype)
         width = (self.speech_encoder.config.hidden_size,)   # a constant, so that the ONNX export needs no shape op
         used = features[:, :, self.speech_layers_used]                      # (B, Ts, L', D)
