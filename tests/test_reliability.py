@@ -128,8 +128,10 @@ def test_copies_of_a_clip_in_other_formats_get_the_same_answer(default_recognize
         maker(copy, wave)
         original = default_recognizer.predict(clip, "a plain sentence")
         other = default_recognizer.predict(copy, "a plain sentence")
-        assert other.label == original.label, (clip.name, original.probabilities, other.probabilities)
         assert other.probabilities == pytest.approx(original.probabilities, abs=tolerance), clip.name
+        (_, first), (_, second) = original.top_two
+        if first - second > 2 * tolerance:   # moving each probability by `tolerance` could flip a closer call
+            assert other.label == original.label, (clip.name, original.probabilities, other.probabilities)
 
 
 @pytest.fixture(scope="module")
