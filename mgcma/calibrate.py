@@ -38,7 +38,7 @@ def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
     folds = make_folds(cfg, records)
     _, train_idx, _, val_idx = folds[saved["fold"]]
     if val_idx is None:   # leave-one-group-out draws them in the fold, as here
-        _, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
+        _, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.validation_seed)
     model = load_model(checkpoint, "cpu")
     result = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
     model.config.save(checkpoint / "config.json")

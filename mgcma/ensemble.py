@@ -10,7 +10,8 @@ head's), with the others in `members/` and `ensemble.json` naming them:
   python -m mgcma.ensemble --members RUN_A/fold-0/best RUN_B/fold-0/best ... --out DIR
 
 Its "not sure" threshold is the mean of the heads' own, each fitted on its own validation speakers
-(the seeds draw different ones, so no speakers are left that none of them trained on).
+(each seed draws its own unless trained with one `--val-seed`, so no speakers may be left that none
+of them trained on).
 """
 from __future__ import annotations
 

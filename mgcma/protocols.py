@@ -98,7 +98,7 @@ def train_and_validation(records, indices, cfg: "TrainConfig") -> tuple[list[int
             train += [i for i in rows if records[i].split != "validation"]
             val += given
         else:
-            t, v = validation_split(records, rows, cfg.val_fraction, cfg.seed)
+            t, v = validation_split(records, rows, cfg.val_fraction, cfg.validation_seed)
             train, val = train + t, val + v
     return sorted(train), sorted(val)
 

@@ -86,8 +86,13 @@ class TrainConfig:
     num_workers: int = 1               # DataLoader worker processes (this machine has 2 cores)
     mixed_precision: str = "auto"      # auto (bf16 on CUDA where supported, else fp16; none on CPU) | no | bf16 | fp16
     seed: int = 0                      # seeds data order, initialisation and dropout
+    val_seed: int | None = None        # draws the validation speakers (None: --seed); one value for every seed of an ensemble leaves it speakers none of its heads trained on
     out: str = "runs/default"          # output folder: fold-K/, summary.json, results.md, train.log
     resume: bool = False               # continue a killed run in --out from its last epoch
+
+    @property
+    def validation_seed(self) -> int:
+        return self.seed if self.val_seed is None else self.val_seed
 
 
 def model_config(cfg: TrainConfig, labels):
@@ -219,7 +224,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         return json.loads(metrics_path.read_text())
     fold_dir.mkdir(parents=True, exist_ok=True)
     if val_idx is None:
-        train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.seed)
+        train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.validation_seed)
     train_idx = training_share(records, train_idx, cfg.train_fraction, cfg.seed + fold_id)
     torch.manual_seed(cfg.seed + fold_id)
     random.seed(cfg.seed + fold_id)
