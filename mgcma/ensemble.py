@@ -80,6 +80,11 @@ def share_encoders(heads: list[MGCMA]) -> list[MGCMA]:
     return heads
 
 
+def mean_threshold(configs: list[ModelConfig]) -> float:
+    """The heads' own "not sure" thresholds, averaged: the ensemble's, until one is fitted for it."""
+    return float(sum(c.not_sure_below for c in configs) / len(configs))
+
+
 def together_config(heads: list[MGCMA], not_sure_below: float | None = None) -> ModelConfig:
     """The first head's config, with the calibration of the answer together: temperature 1 (the
     heads' probabilities are each calibrated already) and the "not sure" threshold given, or the
@@ -88,7 +93,7 @@ def together_config(heads: list[MGCMA], not_sure_below: float | None = None) -> 
     if len(heads) == 1:
         return first
     if not_sure_below is None:
-        not_sure_below = sum(h.config.not_sure_below for h in heads) / len(heads)
+        not_sure_below = mean_threshold([h.config for h in heads])
     return dataclasses.replace(first, temperature=1.0, not_sure_below=float(not_sure_below))
 
 
@@ -125,9 +130,8 @@ def pack(members: list[Path], out: Path) -> Path:
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             shutil.copy(member / name, out / MEMBERS_DIR / str(k) / name)
         names.append(f"{MEMBERS_DIR}/{k}")
-    threshold = sum(c.not_sure_below for c in configs) / len(configs)
     (out / ENSEMBLE_FILE).write_text(json.dumps(dict(
-        members=names, not_sure_below=threshold, packed_from=[str(m) for m in members],
+        members=names, not_sure_below=mean_threshold(configs), packed_from=[str(m) for m in members],
         answer="the mean of the heads' calibrated probabilities"), indent=2) + "\n")
     return out
 

@@ -50,7 +50,7 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
     heard relative to the unlabeled speech of all the scored clips ("corpus"), of its speaker, or
     of its speaker's enrolment; with an enrolment the metrics also hold the same clips' untuned
     scores ("untuned"), and the enrolment clips are not scored."""
-    labels, config = recognizer.config.labels, recognizer.config
+    labels = recognizer.config.labels
     enrolled = enrolment_clips(records) if normalise == "enrolment" else {}
     scored = [(k, r) for k, r in enumerate(records) if id(r) not in enrolled]
     references = reference_means(recognizer, records, normalise, condition, seed, enrolled) if modality != "text" else {}
@@ -78,7 +78,7 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
         answered.append((r, pred))
     metrics = classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels)
     if answered:
-        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), config)
+        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config)
     if enrolled:
         metrics["untuned"] = classification_metrics(np.array(targets, dtype=int), np.array(untuned, dtype=int), labels)
         metrics["enrolment"] = dict(clips=len(enrolled), speakers=len({r.speaker for r in enrolled.values()}))
@@ -242,7 +242,8 @@ def main(argv=None) -> int:
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, normalise=args.normalise,
                    text_from=args.text_from, precision=recognizer.precision,
-                   checkpoint=args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint, manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
+                   checkpoint=args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
+                   manifest=args.manifest, split=args.split, seconds=round(time.time() - start, 1))
     if args.by:
         metrics["by"] = {args.by: grouped(answered, recognizer.config.labels, args.by)}
         for g, m in metrics["by"][args.by].items():

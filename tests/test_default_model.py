@@ -44,9 +44,10 @@ def words_answers(recognizer, texts: list[str], batch: int = 128) -> list[list[f
     for i in range(0, len(texts), batch):
         enc = recognizer.tokenizer(texts[i:i + batch], padding=True, truncation=True,
                                    max_length=recognizer.config.max_text_tokens, return_tensors="pt")
-        rows = len(enc["input_ids"])
+        rows, text_mask = len(enc["input_ids"]), enc["attention_mask"].bool()
+        words = recognizer.model.encode_text(enc["input_ids"], text_mask)   # the heads share MiniLM: read once
         outputs = [head(audio=torch.zeros(rows, 1), audio_mask=torch.zeros(rows, 1, dtype=torch.bool),
-                        input_ids=enc["input_ids"], text_mask=enc["attention_mask"].bool()) for head in recognizer.heads]
+                        text_features=words, text_mask=text_mask) for head in recognizer.heads]
         answers += answer_together(outputs).probs.tolist()
     return answers
 
