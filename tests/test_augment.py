@@ -69,6 +69,7 @@ def test_reverberation_spreads_the_energy_in_time(seed):
     direct = int(np.argmax(np.abs(out)))
     tail = np.sum(out[direct + SR // 100:] ** 2) / np.sum(out ** 2)   # energy later than 10 ms after the direct sound
     assert tail > 0.001
+    np.testing.assert_array_equal(out, degrade(impulse, "reverb", seed=seed))   # the same room for the same seed
 
 
 def test_clean_is_untouched_and_unknown_conditions_are_refused():
@@ -80,7 +81,7 @@ def test_clean_is_untouched_and_unknown_conditions_are_refused():
 
 def test_training_views_are_seeded_changed_and_never_clip():
     wave = clip(level=0.9)
-    augment = Augmenter(AugmentConfig(p_noise=1.0, p_gain=1.0))
+    augment = Augmenter(AugmentConfig(p_noise=1.0, p_gain=1.0, p_reverb=1.0, p_speed_pitch=1.0))   # every kind drawn
     a, b, c = augment(wave, seed=5), augment(wave, seed=5), augment(wave, seed=6)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c) and not np.allclose(a[:len(wave)], wave[:len(a)])
