@@ -113,11 +113,18 @@ def read_threshold(checkpoint: str | Path) -> float | None:
 
 
 def pack(members: list[Path], out: Path) -> Path:
-    """The first member's checkpoint, whole, at `out`; the others' heads in out/members/<k>/."""
+    """The first member's checkpoint, whole, at `out`; the others' heads in out/members/<k>/
+    (a statistics head, mgcma/stats_head.py, as its own files)."""
     from .checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, load_config
-    configs = [load_config(m) for m in members]
-    for m, config in zip(members[1:], configs[1:]):
+    from .stats_head import CONFIG_FILE as STATS_CONFIG, WEIGHTS_FILE as STATS_WEIGHTS, is_stats_head, load_stats_heads
+    if is_stats_head(members[0]):
+        raise ValueError(f"{members[0]} is a statistics head; the first member must be a model")
+    models = [m for m in members if not is_stats_head(m)]
+    configs = [load_config(m) for m in models]
+    for m, config in zip(models[1:], configs[1:]):
         check_shareable(configs[0], config, m)
+    first = configs[0]
+    load_stats_heads([m for m in members if is_stats_head(m)], first.labels, first.speech_encoder, first.speech_layers)
     out.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         shutil.copy(members[0] / name, out / name)
@@ -127,18 +134,19 @@ def pack(members: list[Path], out: Path) -> Path:
     names = []
     for k, member in enumerate(members[1:], start=1):
         (out / MEMBERS_DIR / str(k)).mkdir(parents=True)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
+        for name in (STATS_CONFIG, STATS_WEIGHTS) if is_stats_head(member) else (CONFIG_FILE, WEIGHTS_FILE):
             shutil.copy(member / name, out / MEMBERS_DIR / str(k) / name)
         names.append(f"{MEMBERS_DIR}/{k}")
     (out / ENSEMBLE_FILE).write_text(json.dumps(dict(
         members=names, not_sure_below=mean_threshold(configs), packed_from=[str(m) for m in members],
-        answer="the mean of the heads' calibrated probabilities"), indent=2) + "\n")
+        answer="the mean of the heads' calibrated probabilities"
+        + ("; a statistics head takes its weight of every answer that hears the voice" if len(models) < len(members) else "")), indent=2) + "\n")
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.ensemble", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--members", nargs="+", required=True, help="checkpoint directories of one recipe's seeds")
+    parser.add_argument("--members", nargs="+", required=True, help="checkpoint directories of one recipe's seeds; a statistics head (python -m mgcma.stats_head) may join them")
     parser.add_argument("--out", required=True, help="the ensemble checkpoint directory to write")
     args = parser.parse_args(argv)
     if len(args.members) < 2:

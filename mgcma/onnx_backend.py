@@ -22,6 +22,7 @@ from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import calibrated, top_two
 from .config import ModelConfig
 from .ensemble import member_directories, read_threshold
+from .stats_head import is_stats_head, load_stats_heads, mix_into, voice_probabilities
 
 N_FFT, HOP = 400, 160
 MEL_FILTERS = "mel_filters.npy"
@@ -58,7 +59,9 @@ class OnnxRecognizer:
         self.sessions = {name: session(self.directory / f"{name}.onnx") for name in ("speech", "text")}
         members = member_directories(self.directory)   # an ensemble's other heads (mgcma/ensemble.py)
         self.heads = [(session(self.directory / "head.onnx"), self.config)] + [
-            (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in members]
+            (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in members if not is_stats_head(d)]
+        c = self.config
+        self.stats_heads = load_stats_heads(list(filter(is_stats_head, members)), c.labels, c.speech_encoder, c.speech_layers)
         self.not_sure_below = read_threshold(self.directory) if members else self.config.not_sure_below
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
@@ -100,7 +103,11 @@ class OnnxRecognizer:
             logits, distance, _, _ = session.run(None, inputs)
             probs.append(calibrated(logits, config.temperature)[0])
             w2 = float(distance[0, 0]) if w2 is None else w2
-        return dict(probs=np.mean(probs, axis=0), w2=w2)
+        probs = np.mean(probs, axis=0)
+        if self.stats_heads and speech_mask.any():   # mgcma/stats_head.py
+            voice = voice_probabilities(self.stats_heads, speech, speech_mask)
+            probs = mix_into(probs[None], voice, self.stats_heads[0].config.weight)[0]
+        return dict(probs=probs, w2=w2)
 
     def predict(self, audio, text: str | None = None) -> dict:
         timings, start = {}, time.perf_counter()

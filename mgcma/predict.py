@@ -11,6 +11,7 @@ encoder pass (mgcma/shared_asr.py); others use faster-whisper's tiny.en.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -30,6 +31,7 @@ from .model import MGCMAOutput, n_hidden_states
 from .ensemble import answer_together, load_members, member_directories, read_threshold, share_encoders, together_config
 from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
+from .stats_head import is_stats_head, load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
@@ -93,7 +95,11 @@ class EmotionRecognizer:
         try:
             self.model = load_model(checkpoint, self.device)
             listed = member_directories(checkpoint) if members is None else [Path(m) for m in members]
-            others = load_members(listed, self.model, self.checkpoint, self.device)   # before int8 swaps the encoders
+            others = load_members([d for d in listed if not is_stats_head(d)], self.model, self.checkpoint,
+                                  self.device)   # before int8 swaps the encoders
+            c = self.model.config
+            self.stats_heads = load_stats_heads([d for d in listed if is_stats_head(d)], c.labels, c.speech_encoder,
+                                                c.speech_layers)
             self.heads = share_encoders([set_precision(self.model, self.precision, self.device), *others])
         except ValueError as e:
             raise InputError(str(e)) from None
@@ -290,7 +296,17 @@ class EmotionRecognizer:
                 if alone in modalities:   # only offered when both sides are there (available)
                     hide(rows, side, torch.tensor([m == alone for m in modalities]))
             out = to_cpu(answer_together([head(**rows, speech_shift=head.mixed_shift(layer_shift)) for head in self.heads]))
+        if self.stats_heads and inputs["speech_mask"].any():
+            out = self.with_voice_statistics(out, inputs["speech_features"], inputs["speech_mask"], modalities)
         return {m: row_of(out, k) for k, m in enumerate(modalities)}, words, offsets
+
+    def with_voice_statistics(self, out: MGCMAOutput, features, mask, modalities: list[str]) -> MGCMAOutput:
+        """Every answer that hears the voice, with the statistics heads' share (mgcma/stats_head.py)."""
+        voice = voice_probabilities(self.stats_heads, features.float().cpu().numpy(), mask.cpu().numpy())   # (1, C)
+        hears = torch.tensor([m != "text" for m in modalities])[:, None]                                    # (rows, 1)
+        mixed = torch.from_numpy(mix_into(out.probs.double().numpy(), voice, self.stats_heads[0].config.weight))
+        probs = torch.where(hears, mixed.float(), out.probs)
+        return dataclasses.replace(out, logits=probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), temperature=1.0)
 
     def available(self, wave, text) -> list[str]:
         """The answers this model can give for this input, the main one first."""
