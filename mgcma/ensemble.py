@@ -157,7 +157,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:   # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {out}: {len(args.members)} heads, 'not sure' below {read_threshold(out):.3f}")
+    from .stats_head import is_stats_head
+    voice = sum(map(is_stats_head, args.members))
+    print(f"wrote {out}: {len(args.members) - voice} heads{f' and {voice} statistics head' if voice else ''}, "
+          f"'not sure' below {read_threshold(out):.3f}")
     return 0
 
 
