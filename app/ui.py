@@ -38,8 +38,9 @@ says when voice and words disagree ("I'm fine" said angrily). Where it is unsure
 Try the real voices below first: actors the model never heard.
 
 <small>Model: MGCMA (multi-granularity cross-modal alignment, ICASSP 2025) on Whisper's audio encoder
-and MiniLM, five heads answering together, trained on acted speech in English (RAVDESS, 18 actors),
-German (EmoDB) and Italian (EMOVO) and on English Reddit comments (GoEmotions). Acted speech is not
+and MiniLM, five heads and a reader of the voice's statistics answering together, trained on acted
+speech in English (RAVDESS, 18 actors), German (EmoDB) and Italian (EMOVO) and on English Reddit
+comments (GoEmotions). Acted speech is not
 everyday speech: read its model card before trusting it. Non-commercial research use only (the
 RAVDESS licence, CC BY-NC-SA 4.0; EmoDB and EMOVO are released for research).</small>
 """

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"mgcma-train": "mgcma.train:main", "mgcma-predict": "mgcma.predict:main",
            "mgcma-evaluate": "mgcma.evaluate:main", "mgcma-prepare": "mgcma.prepare:main",
            "mgcma-app": "app.serve:main", "mgcma-export": "mgcma.export:main",
-           "mgcma-ensemble": "mgcma.ensemble:main"}
+           "mgcma-ensemble": "mgcma.ensemble:main", "mgcma-stats-head": "mgcma.stats_head:main"}
 
 
 def test_the_wheel_holds_packages_model_examples_and_scripts(tmp_path):
