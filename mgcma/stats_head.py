@@ -159,24 +159,20 @@ def held_out_logits(data: TrainingSet, layer: int, C: float, n_classes: int) -> 
     return logits
 
 
-def unweighted_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    pred = logits.argmax(1)
-    return float(np.mean([(pred[labels == y] == y).mean() for y in np.unique(labels)]))
-
-
 def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, layers: list[int],
                      grid=C_GRID, report=print) -> StatsHead:
     """Choose the layer and C by held-out UA (mean over the held-out groups), fit the temperature
     on those held-out logits, then fit on everything."""
     from .calibration import fit_temperature
+    from .metrics import classification_metrics
     if len(np.unique(data.groups)) < 2:
         raise ValueError("choosing the layer needs two corpora, or two speakers, to hold out")
     tried = []
     for layer in layers:
         for C in grid:
             logits = held_out_logits(data, layer, C, len(labels))
-            ua = float(np.mean([unweighted_accuracy(logits[data.groups == g], data.labels[data.groups == g])
-                                for g in np.unique(data.groups)]))
+            ua = float(np.mean([classification_metrics(data.labels[data.groups == g], logits[data.groups == g].argmax(1),
+                                                       labels)["UA"] for g in np.unique(data.groups)]))
             tried.append((layer, C, ua, logits))
             report(f"layer {layer}, C {C}: held-out UA {100 * ua:.2f} %")
     layer, C, _, logits = max(tried, key=lambda t: t[2])
