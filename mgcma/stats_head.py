@@ -11,6 +11,8 @@ corpora, and the heads carry the words and the noise. It is an ensemble member o
 Its layer and regularisation are chosen by leave-one-corpus-out over its own training corpora (or
 leave-speakers-out, given one corpus): the choice never sees a corpus it will be scored on. Its
 temperature is fitted on those held-out predictions, so its confidence is that of an unheard corpus.
+It hears the voice as it is: normalisation by a speaker's speech (mgcma/normalise.py) moves the
+heads' features only.
 
   python -m mgcma.stats_head --checkpoint MODEL --manifest a.csv,b.csv,c.csv --out DIR
 """
