@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 CONFIG_FILE, WEIGHTS_FILE = "stats_head.json", "stats_head.npz"
-C_GRID = (0.01, 0.1)
+C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
 MAX_SPEAKER_FOLDS = 5
 
 
