@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ModelConfig
+from .stats_head import is_stats_head
 
 if TYPE_CHECKING:   # PyTorch is imported where it is used: the ONNX backend reads ensembles without it
     from .model import MGCMA, MGCMAOutput
@@ -44,6 +45,11 @@ def member_directories(checkpoint: str | Path) -> list[Path]:
         return [Path(checkpoint) / m for m in json.loads(path.read_text())["members"]]
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"bad {path}: {e}") from None
+
+
+def split_members(directories: list[Path]) -> tuple[list[Path], list[Path]]:
+    """-> (the MGCMA heads' directories, the statistics heads' (mgcma/stats_head.py))."""
+    return [d for d in directories if not is_stats_head(d)], [d for d in directories if is_stats_head(d)]
 
 
 def check_shareable(first: ModelConfig, other: ModelConfig, where: Path) -> None:
@@ -116,15 +122,14 @@ def pack(members: list[Path], out: Path) -> Path:
     """The first member's checkpoint, whole, at `out`; the others' heads in out/members/<k>/
     (a statistics head, mgcma/stats_head.py, as its own files)."""
     from .checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, load_config
-    from .stats_head import CONFIG_FILE as STATS_CONFIG, WEIGHTS_FILE as STATS_WEIGHTS, is_stats_head, load_stats_heads
+    from .stats_head import CONFIG_FILE as STATS_CONFIG, WEIGHTS_FILE as STATS_WEIGHTS, load_stats_heads
     if is_stats_head(members[0]):
         raise ValueError(f"{members[0]} is a statistics head; the first member must be a model")
-    models = [m for m in members if not is_stats_head(m)]
+    models, voices = split_members(members)
     configs = [load_config(m) for m in models]
     for m, config in zip(models[1:], configs[1:]):
         check_shareable(configs[0], config, m)
-    first = configs[0]
-    load_stats_heads([m for m in members if is_stats_head(m)], first.labels, first.speech_encoder, first.speech_layers)
+    load_stats_heads(voices, configs[0])
     out.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         shutil.copy(members[0] / name, out / name)
@@ -140,7 +145,7 @@ def pack(members: list[Path], out: Path) -> Path:
     (out / ENSEMBLE_FILE).write_text(json.dumps(dict(
         members=names, not_sure_below=mean_threshold(configs), packed_from=[str(m) for m in members],
         answer="the mean of the heads' calibrated probabilities"
-        + ("; a statistics head takes its weight of every answer that hears the voice" if len(models) < len(members) else "")), indent=2) + "\n")
+        + ("; a statistics head takes its weight of every answer that hears the voice" if voices else "")), indent=2) + "\n")
     return out
 
 
@@ -157,9 +162,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:   # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
-    from .stats_head import is_stats_head
-    voice = sum(map(is_stats_head, args.members))
-    print(f"wrote {out}: {len(args.members) - voice} heads{f' and {voice} statistics head' if voice else ''}, "
+    models, voices = split_members([Path(m) for m in args.members])
+    print(f"wrote {out}: {len(models)} heads{f' and {len(voices)} statistics head' if voices else ''}, "
           f"'not sure' below {read_threshold(out):.3f}")
     return 0
 

@@ -26,8 +26,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
-from .ensemble import ENSEMBLE_FILE, load_members, member_directories
-from .stats_head import is_stats_head
+from .ensemble import ENSEMBLE_FILE, load_members, member_directories, split_members
 from .model import MGCMA
 from .normalise import STATS_FILE
 from .onnx_backend import MEL_FILTERS
@@ -122,7 +121,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
     checkpoint, out = Path(checkpoint), Path(out)
     model = load_model(checkpoint, "cpu")
     check_exportable(model)
-    members = [d for d in member_directories(checkpoint) if not is_stats_head(d)]
+    members, voices = split_members(member_directories(checkpoint))
     heads = load_members(members, model, checkpoint, "cpu")
     out.mkdir(parents=True, exist_ok=True)
     inputs = example_inputs(model)
@@ -133,7 +132,7 @@ def export(checkpoint: str | Path, out: str | Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         export_graph(graph_specs(head)["head"], inputs["head"], target / "head.onnx")
         shutil.copy(directory / CONFIG_FILE, target / CONFIG_FILE)
-    for directory in filter(is_stats_head, member_directories(checkpoint)):   # NumPy at inference: copied as is
+    for directory in voices:   # NumPy at inference: copied as is
         shutil.copytree(directory, out / directory.relative_to(checkpoint), dirs_exist_ok=True)
     for name in (CONFIG_FILE, STATS_FILE, ENSEMBLE_FILE):
         if (checkpoint / name).is_file():

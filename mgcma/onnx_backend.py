@@ -21,8 +21,8 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import calibrated, top_two
 from .config import ModelConfig
-from .ensemble import member_directories, read_threshold
-from .stats_head import is_stats_head, load_stats_heads, mix_into, voice_probabilities
+from .ensemble import member_directories, read_threshold, split_members
+from .stats_head import load_stats_heads, mix_into, voice_probabilities
 
 N_FFT, HOP = 400, 160
 MEL_FILTERS = "mel_filters.npy"
@@ -58,10 +58,10 @@ class OnnxRecognizer:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.sessions = {name: session(self.directory / f"{name}.onnx") for name in ("speech", "text")}
         members = member_directories(self.directory)   # an ensemble's other heads (mgcma/ensemble.py)
+        others, voices = split_members(members)
         self.heads = [(session(self.directory / "head.onnx"), self.config)] + [
-            (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in members if not is_stats_head(d)]
-        c = self.config
-        self.stats_heads = load_stats_heads(list(filter(is_stats_head, members)), c.labels, c.speech_encoder, c.speech_layers)
+            (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in others]
+        self.stats_heads = load_stats_heads(voices, self.config)
         self.not_sure_below = read_threshold(self.directory) if members else self.config.not_sure_below
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
@@ -93,8 +93,9 @@ class OnnxRecognizer:
         features, = self.sessions["text"].run(None, {"input_ids": ids, "attention_mask": ones})
         return features, ones.astype(bool)
 
-    def head(self, speech, speech_mask, text, text_mask) -> dict:
-        """-> the mean of the heads' calibrated probabilities (C,), and the first head's W2."""
+    def head(self, speech, speech_mask, text, text_mask, voice: np.ndarray | None = None) -> dict:
+        """-> the mean of the heads' calibrated probabilities (C,), with the statistics heads' answer
+        `voice` (1, C) taking its share where given, and the first head's W2."""
         shift = np.zeros((1, speech.shape[-1]), np.float32)
         inputs = dict(speech_features=speech, speech_mask=speech_mask, text_features=text, text_mask=text_mask,
                       speech_shift=shift)
@@ -104,8 +105,7 @@ class OnnxRecognizer:
             probs.append(calibrated(logits, config.temperature)[0])
             w2 = float(distance[0, 0]) if w2 is None else w2
         probs = np.mean(probs, axis=0)
-        if self.stats_heads and speech_mask.any():   # mgcma/stats_head.py
-            voice = voice_probabilities(self.stats_heads, speech, speech_mask)
+        if voice is not None:   # mgcma/stats_head.py
             probs = mix_into(probs[None], voice, self.stats_heads[0].config.weight)[0]
         return dict(probs=probs, w2=w2)
 
@@ -120,9 +120,10 @@ class OnnxRecognizer:
         start = time.perf_counter()
         speech, speech_mask = self.encode_speech(wave)
         words, words_mask = self.encode_text(text)
-        answers = {"both": self.head(speech, speech_mask, words, words_mask)}
+        voice = voice_probabilities(self.stats_heads, speech, speech_mask) if self.stats_heads else None   # once
+        answers = {"both": self.head(speech, speech_mask, words, words_mask, voice)}
         if text:
-            answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask))
+            answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask), voice)
             answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask)
         timings["model"] = 1000 * (time.perf_counter() - start)
         labels = self.config.labels

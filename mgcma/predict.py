@@ -28,10 +28,11 @@ from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput, n_hidden_states
-from .ensemble import answer_together, load_members, member_directories, read_threshold, share_encoders, together_config
+from .ensemble import (answer_together, load_members, member_directories, read_threshold, share_encoders, split_members,
+                       together_config)
 from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
-from .stats_head import is_stats_head, load_stats_heads, mix_into, voice_probabilities
+from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
@@ -94,12 +95,9 @@ class EmotionRecognizer:
         self.checkpoint = Path(checkpoint)
         try:
             self.model = load_model(checkpoint, self.device)
-            listed = member_directories(checkpoint) if members is None else [Path(m) for m in members]
-            others = load_members([d for d in listed if not is_stats_head(d)], self.model, self.checkpoint,
-                                  self.device)   # before int8 swaps the encoders
-            c = self.model.config
-            self.stats_heads = load_stats_heads([d for d in listed if is_stats_head(d)], c.labels, c.speech_encoder,
-                                                c.speech_layers)
+            listed, voices = split_members(member_directories(checkpoint) if members is None else [Path(m) for m in members])
+            others = load_members(listed, self.model, self.checkpoint, self.device)   # before int8 swaps the encoders
+            self.stats_heads = load_stats_heads(voices, self.model.config)
             self.heads = share_encoders([set_precision(self.model, self.precision, self.device), *others])
         except ValueError as e:
             raise InputError(str(e)) from None

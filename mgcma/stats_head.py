@@ -78,14 +78,16 @@ def is_stats_head(directory: str | Path) -> bool:
     return (Path(directory) / CONFIG_FILE).is_file()
 
 
-def load_stats_heads(directories: list[Path], labels: list[str], speech_encoder: str, speech_layers: str) -> list[StatsHead]:
-    """The statistics heads among an ensemble's members, checked against the model they answer with."""
+def load_stats_heads(directories: list[Path], model_config) -> list[StatsHead]:
+    """The statistics heads among an ensemble's members, checked against the ModelConfig of the
+    model they answer with."""
     heads = [StatsHead.load(d) for d in directories]
+    labels, encoder = list(model_config.labels), model_config.speech_encoder
     for d, h in zip(directories, heads):
-        if h.config.labels != list(labels) or h.config.speech_encoder != speech_encoder:
+        if h.config.labels != labels or h.config.speech_encoder != encoder:
             raise ValueError(f"{d} answers {h.config.labels} from {h.config.speech_encoder!r}; the model answers "
-                             f"{list(labels)} from {speech_encoder!r}: they cannot answer together")
-        if speech_layers != "weighted":
+                             f"{labels} from {encoder!r}: they cannot answer together")
+        if model_config.speech_layers != "weighted":
             raise ValueError(f"{d} reads hidden state {h.config.layer}, and this model keeps only its last")
     return heads
 
