@@ -188,6 +188,27 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
     return StatsHead(config, *fit_linear(x, y, balanced_weights(y, g), C, len(labels)))
 
 
+def candidate_layers(spec: str | None, n_states: int) -> list[int]:
+    """--layers "A-B" or "A" (inclusive) -> those hidden states; None -> every one of the n_states."""
+    if spec is None:
+        return list(range(n_states))
+    first, dash, last = spec.partition("-")
+    if not (first.isdigit() and (last.isdigit() or not dash)):
+        raise ValueError(f"--layers {spec!r}: expected A-B or A, e.g. 1-5")
+    first, last = int(first), int(last or first)
+    if not first <= last < n_states:
+        raise ValueError(f"--layers {spec!r}: the speech encoder has hidden states 0-{n_states - 1}")
+    return list(range(first, last + 1))
+
+
+def hidden_states(model) -> int:
+    """How many hidden states the model's speech encoder gives (one second of silence through it)."""
+    import torch
+    with torch.inference_mode():
+        features, _ = model.encode_speech(torch.zeros(1, 16000), torch.ones(1, 16000, dtype=torch.bool))
+    return features.shape[2]
+
+
 def collect_statistics(model, records, views: int, report_progress=True) -> np.ndarray:
     """(N, views, L, 2D) float32: every clip heard clean (view 0) and through `views` - 1
     augmentations (mgcma/augment.py; babble from the same corpus's other speakers), cleaned as the
@@ -257,11 +278,12 @@ def main(argv=None) -> int:
         model = load_model(args.checkpoint, "cpu").eval()
         if model.config.speech_layers != "weighted":
             raise CheckpointError(f"{args.checkpoint} reads one speech layer; a statistics head needs every hidden state")
+        layers = candidate_layers(args.layers, hidden_states(model))
         corpora = [[r for r in read_manifest(m) if r.has_audio and r.split != "test" and r.label in model.config.labels]
                    for m in manifests]
         if not all(corpora):
             raise ManifestError(f"{manifests[[bool(c) for c in corpora].index(False)]}: no clip with a label the model knows")
-    except (CheckpointError, ManifestError, OSError) as e:
+    except (CheckpointError, ManifestError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     stats = np.concatenate([corpus_statistics(model, c, m, args.augment_views, args.cache) for c, m in zip(corpora, manifests)])
@@ -270,10 +292,8 @@ def main(argv=None) -> int:
     groups = [str(k) for k, c in enumerate(corpora) for _ in c] if len(corpora) > 1 else [r.speaker for r in records]
     labels = model.config.labels
     data = TrainingSet(stats, np.array([labels.index(r.label) for r in records]), np.array(groups))
-    first, _, last = (args.layers or f"0-{stats.shape[2] - 1}").partition("-")
-    layers = range(int(first), int(last or first) + 1)
     try:
-        head = train_stats_head(data, labels, model.config.speech_encoder, list(layers))
+        head = train_stats_head(data, labels, model.config.speech_encoder, layers)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

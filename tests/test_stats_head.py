@@ -14,7 +14,7 @@ from mgcma.export import export
 from mgcma.model import MGCMA
 from mgcma.onnx_backend import compare_with_torch
 from mgcma.predict import EmotionRecognizer
-from mgcma.stats_head import (C_GRID, StatsHead, StatsHeadConfig, TrainingSet, main as stats_head_cli, mix_into,
+from mgcma.stats_head import (C_GRID, StatsHead, StatsHeadConfig, TrainingSet, candidate_layers, main as stats_head_cli, mix_into,
                               pooled_statistics, train_stats_head)
 
 LABELS = ["neutral", "happy", "angry", "sad"]
@@ -59,6 +59,14 @@ def test_one_group_cannot_choose_a_layer():
     data = two_corpora()
     with pytest.raises(ValueError, match="two corpora"):
         train_stats_head(TrainingSet(data.stats, data.labels, np.full(len(data.labels), "a")), LABELS, "enc", [0, 1])
+
+
+def test_the_candidate_layers_are_those_the_encoder_has():
+    assert candidate_layers(None, 8) == list(range(8))
+    assert candidate_layers("2-4", 8) == [2, 3, 4] and candidate_layers("3", 8) == [3]
+    for spec in ("5-9", "4-2", "8", "a-b", "3-"):
+        with pytest.raises(ValueError, match="--layers"):
+            candidate_layers(spec, 8)
 
 
 def test_a_saved_head_answers_as_before(tmp_path):
