@@ -1,6 +1,7 @@
 """Training augmentation and test-time degradations of real speech, with audiomentations
-(pyroomacoustics for rooms): noise at several SNRs, other people's speech (babble), gain,
-speed and pitch, the telephone band, reverberation. No hand-written DSP.
+(pyroomacoustics for rooms, fast-mp3-augment for the codec): noise at several SNRs, other people's
+speech (babble), gain, speed and pitch, the telephone band, reverberation, another microphone's
+colouring, MP3 compression. No hand-written DSP.
 
 Every call is seeded and leaves the global `random` / NumPy generators as they were, so a
 clip's augmented view is the same on every visit and in every worker.
@@ -27,6 +28,8 @@ class AugmentConfig:
     p_gain: float = 0.5          # +-12 dB
     max_shift_ms: float = 0.0    # >0: every view starts 0..max_shift_ms later (the answer should not hang on
                                  # where the VAD's 32-ms grid and Whisper's 20-ms frames fall on the speech)
+    p_colour: float = 0.0        # another microphone's response: 7 bands, each +-6 dB
+    p_codec: float = 0.0         # MP3 at 16-64 kbit/s, as a call or a web upload compresses speech
 
 
 def seeded(transform, wave: np.ndarray, seed: int) -> np.ndarray:
@@ -64,8 +67,8 @@ class Augmenter:
     other speakers: never test speakers)."""
 
     def __init__(self, config: AugmentConfig = AugmentConfig(), babble_paths: list[str] | None = None):
-        from audiomentations import (AddBackgroundNoise, AddGaussianSNR, Compose, Gain, Lambda, OneOf,
-                                     PitchShift, Shift, TimeStretch)
+        from audiomentations import (AddBackgroundNoise, AddGaussianSNR, Compose, Gain, Lambda, Mp3Compression, OneOf,
+                                     PitchShift, SevenBandParametricEQ, Shift, TimeStretch)
         c = config
         noises = [AddGaussianSNR(min_snr_db=5.0, max_snr_db=30.0, p=1.0)]
         if babble_paths:
@@ -81,6 +84,9 @@ class Augmenter:
             Lambda(transform=telephone, p=c.p_telephone),
             Shift(min_shift=0.0, max_shift=c.max_shift_ms / 1000, shift_unit="seconds", rollover=False,
                   fade_duration=0.0, p=1.0 if c.max_shift_ms > 0 else 0.0),
+            # last, so that the draws above, and every view made before these two existed, stay the same
+            SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=c.p_colour),
+            Mp3Compression(min_bitrate=16, max_bitrate=64, p=c.p_codec),
         ])
 
     def __call__(self, wave: np.ndarray, seed: int) -> np.ndarray:

@@ -209,10 +209,11 @@ def hidden_states(model) -> int:
     return features.shape[2]
 
 
-def collect_statistics(model, records, views: int, report_progress=True) -> np.ndarray:
+def collect_statistics(model, records, views: int, augment=None, report_progress=True) -> np.ndarray:
     """(N, views, L, 2D) float32: every clip heard clean (view 0) and through `views` - 1
-    augmentations (mgcma/augment.py; babble from the same corpus's other speakers), cleaned as the
-    recogniser cleans a clip, through the model's speech encoder."""
+    augmentations (mgcma/augment.py, `augment` an AugmentConfig, the heads' training mix by default;
+    babble from the same corpus's other speakers), cleaned as the recogniser cleans a clip, through
+    the model's speech encoder."""
     import zlib
 
     import torch
@@ -227,7 +228,7 @@ def collect_statistics(model, records, views: int, report_progress=True) -> np.n
         key = (r.corpus, r.speaker)
         if views > 1 and key not in augmenters:
             babble = [o.path for o in records if o.path and o.corpus == r.corpus and o.speaker != r.speaker][:200]
-            augmenters[key] = Augmenter(AugmentConfig(), babble)
+            augmenters[key] = Augmenter(augment or AugmentConfig(), babble)
         for v in range(views):
             heard = wave if v == 0 else augmenters[key](wave, seed=zlib.crc32(f"{r.path or r.id}#{v}".encode()))
             if model.config.hygiene is not None:
@@ -243,17 +244,20 @@ def collect_statistics(model, records, views: int, report_progress=True) -> np.n
     return out
 
 
-def corpus_statistics(model, records, manifest: str, views: int, cache: str | None) -> np.ndarray:
-    """collect_statistics, kept in `cache`/<manifest>-<views>.npy when a cache folder is given."""
+def corpus_statistics(model, records, manifest: str, views: int, cache: str | None, augment=None) -> np.ndarray:
+    """collect_statistics, kept in `cache`/<manifest>-<views>-<key>.npy when a cache folder is given."""
     import zlib
     clips = "|".join(str(Path(r.path).resolve()) if r.path else r.id for r in records)
-    heard_by = zlib.crc32(f"{model.config.speech_encoder}|{model.config.hygiene}|{clips}".encode())   # else another file
+    heard = f"{model.config.speech_encoder}|{model.config.hygiene}|{clips}"
+    if augment is not None:
+        heard += f"|{augment}"
+    heard_by = zlib.crc32(heard.encode())   # else another file
     path = Path(cache) / f"{Path(manifest).stem}-{views}-{heard_by:08x}.npy" if cache else None
     if path is not None and path.is_file():
         stats = np.load(path)
         if stats.shape[:2] == (len(records), views):
             return stats
-    stats = collect_statistics(model, records, views)
+    stats = collect_statistics(model, records, views, augment)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, stats)
@@ -268,6 +272,9 @@ def main(argv=None) -> int:
                         "rows of split test never train")
     parser.add_argument("--out", required=True, help="directory to write (stats_head.json, stats_head.npz)")
     parser.add_argument("--augment-views", type=int, default=4, help="views of each clip: 1 clean, the rest augmented")
+    parser.add_argument("--augment-colour", type=float, default=0.0, help="share of augmented views heard through "
+                        "another microphone's response (7 bands, +-6 dB)")
+    parser.add_argument("--augment-codec", type=float, default=0.0, help="share of augmented views MP3-compressed (16-64 kbit/s)")
     parser.add_argument("--layers", default=None, help="candidate hidden states, e.g. 1-5 (default: all)")
     parser.add_argument("--cache", default=None, help="keep each manifest's clip statistics in this folder, and reuse them")
     args = parser.parse_args(argv)
@@ -286,7 +293,12 @@ def main(argv=None) -> int:
     except (CheckpointError, ManifestError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    stats = np.concatenate([corpus_statistics(model, c, m, args.augment_views, args.cache) for c, m in zip(corpora, manifests)])
+    augment = None
+    if args.augment_colour or args.augment_codec:
+        from .augment import AugmentConfig
+        augment = AugmentConfig(p_colour=args.augment_colour, p_codec=args.augment_codec)
+    stats = np.concatenate([corpus_statistics(model, c, m, args.augment_views, args.cache, augment)
+                            for c, m in zip(corpora, manifests)])
     records = [r for c in corpora for r in c]
     # selection holds out whole corpora; given one, whole speakers
     groups = [str(k) for k, c in enumerate(corpora) for _ in c] if len(corpora) > 1 else [r.speaker for r in records]

@@ -64,6 +64,8 @@ class TrainConfig:
     augment_noise: float = 0.6         # share of augmented views under white noise or babble (other training speakers)
     babble_snr: str = "5-25"           # "LOW-HIGH": the babble's SNR range in dB
     augment_shift_ms: float = 0.0      # >0: augmented views also start 0..this many ms later (tried for steadier answers: docs/results.md)
+    augment_colour: float = 0.0        # share of augmented views heard through another microphone's response (7 bands, +-6 dB)
+    augment_codec: float = 0.0         # share of augmented views MP3-compressed at 16-64 kbit/s
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     finetune_top_text_layers: int = 0  # train the top k layers of the text encoder (0: the preset's freezing)
@@ -118,7 +120,7 @@ def augment_config(cfg: TrainConfig) -> AugmentConfig:
     except ValueError:
         raise ValueError(f"--babble-snr {cfg.babble_snr!r}: give a range in dB, LOW-HIGH (e.g. 5-25)") from None
     return AugmentConfig(views=cfg.augment_views, p_noise=cfg.augment_noise, babble_snr_db=snr,
-                         max_shift_ms=cfg.augment_shift_ms)
+                         max_shift_ms=cfg.augment_shift_ms, p_colour=cfg.augment_colour, p_codec=cfg.augment_codec)
 
 
 def make_loader(records, indices, model, tokenizer, cfg, shuffle, seed, training=False, caches=None):

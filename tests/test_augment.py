@@ -88,6 +88,30 @@ def test_training_views_are_seeded_changed_and_never_clip():
     assert np.abs(a).max() <= 1.0 and np.abs(c).max() <= 1.0
 
 
+QUIET = dict(p_noise=0.0, p_speed_pitch=0.0, p_telephone=0.0, p_reverb=0.0, p_gain=0.0)
+
+
+def test_another_microphone_colours_the_bands_by_at_most_a_few_db():
+    noise = (0.05 * np.random.default_rng(1).standard_normal(SR * 2)).astype(np.float32)
+    colour = Augmenter(AugmentConfig(p_colour=1.0, **QUIET))
+    for seed in range(4):
+        out = colour(noise, seed)
+        gains = [10 * np.log10(band_energy(out, lo, 2 * lo) / band_energy(noise, lo, 2 * lo)) for lo in (100, 200, 400, 800, 1600, 3200)]
+        assert len(out) == len(noise) and max(np.abs(gains)) < 13
+        assert max(gains) - min(gains) > 1.0                      # a colour, not a gain
+        np.testing.assert_array_equal(out, colour(noise, seed))
+
+
+def test_the_codec_keeps_the_speech_and_loses_detail():
+    wave = clip()
+    codec = Augmenter(AugmentConfig(p_codec=1.0, **QUIET))
+    for seed in range(3):
+        out = codec(wave, seed)
+        assert len(out) == len(wave) and not np.array_equal(out, wave)
+        assert np.corrcoef(out, wave)[0, 1] > 0.9 and snr_db(wave, out) > 5
+        np.testing.assert_array_equal(out, codec(wave, seed))
+
+
 def test_shifted_views_start_later_by_at_most_the_named_time():
     wave = clip()
     assert wave[0] != 0                                       # so the first non-zero sample marks the delay
