@@ -62,13 +62,25 @@ def room(p: float):
     return RoomSimulator(leave_length_unchanged=True, use_ray_tracing=False, p=p)
 
 
+def colour(p: float):
+    """Another microphone's response: seven bands, each raised or cut by up to 6 dB."""
+    from audiomentations import SevenBandParametricEQ
+    return SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=p)
+
+
+def codec(p: float, kbps: tuple[int, int] = (16, 64)):
+    """MP3 compression at a bit rate drawn from `kbps`, as a call or a web upload compresses speech."""
+    from audiomentations import Mp3Compression
+    return Mp3Compression(min_bitrate=kbps[0], max_bitrate=kbps[1], p=p)
+
+
 class Augmenter:
     """A random mix of the degradations above; babble from `babble_paths` (training clips of
     other speakers: never test speakers)."""
 
     def __init__(self, config: AugmentConfig = AugmentConfig(), babble_paths: list[str] | None = None):
-        from audiomentations import (AddBackgroundNoise, AddGaussianSNR, Compose, Gain, Lambda, Mp3Compression, OneOf,
-                                     PitchShift, SevenBandParametricEQ, Shift, TimeStretch)
+        from audiomentations import (AddBackgroundNoise, AddGaussianSNR, Compose, Gain, Lambda, OneOf,
+                                     PitchShift, Shift, TimeStretch)
         c = config
         noises = [AddGaussianSNR(min_snr_db=5.0, max_snr_db=30.0, p=1.0)]
         if babble_paths:
@@ -85,8 +97,8 @@ class Augmenter:
             Shift(min_shift=0.0, max_shift=c.max_shift_ms / 1000, shift_unit="seconds", rollover=False,
                   fade_duration=0.0, p=1.0 if c.max_shift_ms > 0 else 0.0),
             # last, so that the draws above, and every view made before these two existed, stay the same
-            SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=c.p_colour),
-            Mp3Compression(min_bitrate=16, max_bitrate=64, p=c.p_codec),
+            colour(c.p_colour),
+            codec(c.p_codec),
         ])
 
     def __call__(self, wave: np.ndarray, seed: int) -> np.ndarray:
@@ -96,7 +108,8 @@ class Augmenter:
 
 
 def degrade(wave: np.ndarray, condition: str, seed: int = 0, babble_paths: list[str] | None = None) -> np.ndarray:
-    """One named test condition: clean, white-SNR, babble-SNR (e.g. "babble-10"), telephone, reverb."""
+    """One named test condition: clean, white-SNR, babble-SNR (e.g. "babble-10"), telephone, reverb,
+    colour (another microphone), mp3-KBPS (e.g. "mp3-16")."""
     from audiomentations import AddBackgroundNoise, AddGaussianSNR
     kind, _, level = condition.partition("-")
     if kind == "clean":
@@ -112,8 +125,12 @@ def degrade(wave: np.ndarray, condition: str, seed: int = 0, babble_paths: list[
         return seeded(telephone, wave, seed)   # the filters' roll-off is drawn at random
     elif kind == "reverb":
         t = room(1.0)
+    elif kind == "colour":
+        t = colour(1.0)
+    elif kind == "mp3":
+        t = codec(1.0, (int(level), int(level)))
     else:
-        raise ValueError(f"unknown condition {condition!r}: clean, white-SNR, babble-SNR, telephone, reverb")
+        raise ValueError(f"unknown condition {condition!r}: clean, white-SNR, babble-SNR, telephone, reverb, colour, mp3-KBPS")
     out = seeded(lambda w: t(w, sample_rate=SAMPLE_RATE), wave, seed)
     peak = float(np.abs(out).max())
     return out / peak if peak > 1.0 else out

@@ -1,7 +1,7 @@
 """Score a checkpoint on any manifest: WA, UA, per-class recall and the confusion matrix.
 
   python -m mgcma.evaluate --checkpoint DIR [DIR ...] --manifest CSV [--split test] [--asr auto|shared|none|faster-whisper[:DIR]|openai-whisper:...]
-                           [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb]
+                           [--modality both|speech|text] [--condition clean|white-10|babble-5|telephone|reverb|colour|mp3-16]
                            [--by sex] [--normalise none|corpus|speaker|enrolment] [--text-from manifest|plain|asr]
                            [--precision float32|int8] [--out FILE.json]
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default=None, help="score only rows of this split (train/validation/test)")
     parser.add_argument("--asr", default="auto", help="for empty texts: auto | shared | faster-whisper[:DIR] | openai-whisper:... | none")
     parser.add_argument("--modality", default="both", choices=["both", "speech", "text"], help="what the answer may use")
-    parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb")
+    parser.add_argument("--condition", default="clean", help="clean | white-SNR | babble-SNR | telephone | reverb | colour | mp3-KBPS")
     parser.add_argument("--text-from", default="manifest", choices=TEXT_FROM,
                         help="the words: the manifest's, the same lower-cased without punctuation (plain), or the "
                              "ASR's transcript of each clip (asr: the words answer on what a recogniser hears)")

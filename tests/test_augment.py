@@ -100,6 +100,7 @@ def test_another_microphone_colours_the_bands_by_at_most_a_few_db():
         assert len(out) == len(noise) and max(np.abs(gains)) < 13
         assert max(gains) - min(gains) > 1.0                      # a colour, not a gain
         np.testing.assert_array_equal(out, colour(noise, seed))
+    np.testing.assert_array_equal(degrade(noise, "colour", seed=3), degrade(noise, "colour", seed=3))
 
 
 def test_the_codec_keeps_the_speech_and_loses_detail():
@@ -110,6 +111,8 @@ def test_the_codec_keeps_the_speech_and_loses_detail():
         assert len(out) == len(wave) and not np.array_equal(out, wave)
         assert np.corrcoef(out, wave)[0, 1] > 0.9 and snr_db(wave, out) > 5
         np.testing.assert_array_equal(out, codec(wave, seed))
+    low = degrade(wave, "mp3-16", seed=0)                          # a test condition at one bit rate
+    assert snr_db(wave, low) < snr_db(wave, degrade(wave, "mp3-64", seed=0))
 
 
 def test_shifted_views_start_later_by_at_most_the_named_time():
