@@ -160,3 +160,15 @@ def test_the_command_never_trains_on_test_rows(model_and_stats, tiny_corpus, tmp
     assert first.config.layer in (1, 2) and len(first.config.selection) == 2 * len(C_GRID)
     np.testing.assert_allclose(first.coef, second.coef)
     assert json.loads((tmp_path / "clean" / "stats_head.json").read_text())["trained_on"][0].endswith("clips")
+
+
+def test_the_command_hears_the_microphone_and_codec_views_it_is_asked_for(model_and_stats, tiny_corpus, tmp_path):
+    """--augment-colour / --augment-codec change the augmented views it learns from, and keep their own cache."""
+    root, _ = model_and_stats
+    args = ["--checkpoint", str(root / "model"), "--manifest", str(tiny_corpus), "--augment-views", "2",
+            "--layers", "1", "--cache", str(tmp_path / "cache")]
+    assert stats_head_cli(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert stats_head_cli(args + ["--out", str(tmp_path / "codec"), "--augment-codec", "1", "--augment-colour", "1"]) == 0
+    plain, codec = (StatsHead.load(tmp_path / n) for n in ("plain", "codec"))
+    assert not np.allclose(plain.mean, codec.mean)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
