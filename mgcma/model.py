@@ -110,14 +110,24 @@ def n_hidden_states(encoder: nn.Module) -> int:
     return depth + 2 if isinstance(encoder, WhisperAudioEncoder) else depth + 1
 
 
+def hidden_state_range(spec: str, n_states: int, name: str) -> range:
+    """"A-B" or "A" (inclusive) -> those hidden states, checked against the encoder's n_states;
+    `name` is what the user wrote it as, for the error."""
+    first, dash, last = spec.partition("-")
+    if not (first.isdigit() and (last.isdigit() or not dash)):
+        raise ValueError(f"{name} {spec!r}: expected A-B or A, e.g. 1-5")
+    first, last = int(first), int(last or first)
+    if not first <= last < n_states:
+        raise ValueError(f"{name} {spec!r}: the encoder has hidden states 0-{n_states - 1}")
+    return range(first, last + 1)
+
+
 def layer_span(config, n_states: int) -> slice:
     """The hidden states a weighted mix draws on (config.speech_layer_span "A-B", inclusive)."""
     if not config.speech_layer_span:
         return slice(0, n_states)
-    first, last = map(int, config.speech_layer_span.split("-"))
-    if not first <= last < n_states:
-        raise ValueError(f"speech_layer_span {config.speech_layer_span!r}: the encoder has hidden states 0-{n_states - 1}")
-    return slice(first, last + 1)
+    states = hidden_state_range(config.speech_layer_span, n_states, "speech_layer_span")
+    return slice(states.start, states.stop)
 
 
 def scatter_rows(part: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

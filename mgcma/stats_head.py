@@ -190,23 +190,8 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
 
 def candidate_layers(spec: str | None, n_states: int) -> list[int]:
     """--layers "A-B" or "A" (inclusive) -> those hidden states; None -> every one of the n_states."""
-    if spec is None:
-        return list(range(n_states))
-    first, dash, last = spec.partition("-")
-    if not (first.isdigit() and (last.isdigit() or not dash)):
-        raise ValueError(f"--layers {spec!r}: expected A-B or A, e.g. 1-5")
-    first, last = int(first), int(last or first)
-    if not first <= last < n_states:
-        raise ValueError(f"--layers {spec!r}: the speech encoder has hidden states 0-{n_states - 1}")
-    return list(range(first, last + 1))
-
-
-def hidden_states(model) -> int:
-    """How many hidden states the model's speech encoder gives (one second of silence through it)."""
-    import torch
-    with torch.inference_mode():
-        features, _ = model.encode_speech(torch.zeros(1, 16000), torch.ones(1, 16000, dtype=torch.bool))
-    return features.shape[2]
+    from .model import hidden_state_range
+    return list(range(n_states) if spec is None else hidden_state_range(spec, n_states, "--layers"))
 
 
 def collect_statistics(model, records, views: int, augment=None, report_progress=True) -> np.ndarray:
@@ -280,12 +265,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError, load_model
     from .data import ManifestError, read_manifest
+    from .model import n_hidden_states
     manifests = args.manifest.split(",")
     try:
         model = load_model(args.checkpoint, "cpu").eval()
         if model.config.speech_layers != "weighted":
             raise CheckpointError(f"{args.checkpoint} reads one speech layer; a statistics head needs every hidden state")
-        layers = candidate_layers(args.layers, hidden_states(model))
+        layers = candidate_layers(args.layers, n_hidden_states(model.speech_encoder))
         corpora = [[r for r in read_manifest(m) if r.has_audio and r.split != "test" and r.label in model.config.labels]
                    for m in manifests]
         if not all(corpora):
