@@ -12,8 +12,9 @@ import torch
 from mgcma.data import read_manifest
 from mgcma.evaluate import score_records
 from mgcma.predict import EmotionRecognizer
+from mgcma.whisper_encoder import HOP_LENGTH
 
-HOP = 320   # samples per Whisper encoder frame at 16 kHz
+HOP = 2 * HOP_LENGTH   # samples per encoder frame: Whisper's second convolution has stride 2
 
 
 def gated(encode_speech, gate_db: float):

@@ -4,13 +4,16 @@ at share w. Prints words-only UA on each corpus's validation and test turns for 
 
   python -m benchmarks.probes.words_reader data/goemotions.csv data/dailydialog-nodup.csv
 """
-import csv
 import sys
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from tqdm import tqdm
 
+from mgcma.data import read_manifest
+from mgcma.metrics import classification_metrics
+from mgcma.model import masked_mean
 from mgcma.predict import EmotionRecognizer
 from mgcma.stats_head import balanced_weights, fit_linear
 
@@ -24,9 +27,8 @@ def mean_tokens(recognizer, texts: list[str], batch: int = 128) -> np.ndarray:
         enc = recognizer.tokenizer(texts[i:i + batch], truncation=True, max_length=recognizer.config.max_text_tokens,
                                    padding=True, return_tensors="pt")
         with torch.inference_mode():
-            h = recognizer.model.encode_text(enc["input_ids"], enc["attention_mask"].bool())   # (B, Tt, D)
-        m = enc["attention_mask"][..., None].float()
-        out.append(((h * m).sum(1) / m.sum(1)).numpy())
+            mask = enc["attention_mask"].bool()
+            out.append(masked_mean(recognizer.model.encode_text(enc["input_ids"], mask), mask).numpy())
     return np.concatenate(out)
 
 
@@ -35,28 +37,23 @@ def words_answer(recognizer, texts: list[str]) -> np.ndarray:
         return np.array([recognizer.forward(None, t)[0]["both"].probs[0].numpy() for t in tqdm(texts, file=sys.stderr)])
 
 
-def ua(y: np.ndarray, pred: np.ndarray) -> float:
-    return 100 * float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
-
-
 def main(argv=None):
     manifests = argv or sys.argv[1:]
     recognizer = EmotionRecognizer(asr="none")
     labels = recognizer.config.labels
-    rows = {m: [r for r in csv.DictReader(open(m)) if r["label"] in labels and r["text"].strip()] for m in manifests}
-    split = lambda m, s: [r for r in rows[m] if r["split"] == s]   # noqa: E731
+    rows = {m: [r for r in read_manifest(m) if r.label in labels and r.has_text] for m in manifests}
+    split = lambda m, s: [r for r in rows[m] if r.split == s]   # noqa: E731
     train = [(k, r) for k, m in enumerate(manifests) for r in split(m, "train")]
-    x = mean_tokens(recognizer, [r["text"] for _, r in train])
-    y, g = np.array([labels.index(r["label"]) for _, r in train]), np.array([k for k, _ in train])
+    x = mean_tokens(recognizer, [r.text for _, r in train])
+    y, g = np.array([labels.index(r.label) for _, r in train]), np.array([k for k, _ in train])
     mean, scale, coef, intercept = fit_linear(x, y, balanced_weights(y, g), 0.1, len(labels))
     for m in manifests:
         for s in ("validation", "test"):
-            texts, y = [r["text"] for r in split(m, s)], np.array([labels.index(r["label"]) for r in split(m, s)])
-            logits = ((mean_tokens(recognizer, texts) - mean) / scale) @ coef.T + intercept
-            reader = np.exp(logits - logits.max(1, keepdims=True))
-            reader /= reader.sum(1, keepdims=True)
+            texts, y = [r.text for r in split(m, s)], np.array([labels.index(r.label) for r in split(m, s)])
+            reader = softmax(((mean_tokens(recognizer, texts) - mean) / scale) @ coef.T + intercept, axis=1)
             model = words_answer(recognizer, texts)
-            print(m, s, " ".join(f"w {w}: {ua(y, ((1 - w) * model + w * reader).argmax(1)):.2f}" for w in SHARES))
+            ua = [100 * classification_metrics(y, ((1 - w) * model + w * reader).argmax(1), labels)["UA"] for w in SHARES]
+            print(m, s, " ".join(f"w {w}: {u:.2f}" for w, u in zip(SHARES, ua)))
 
 
 if __name__ == "__main__":
