@@ -43,11 +43,11 @@ READERS = {   # name: (clip statistics (..., L, 2D) -> features, fit, hyperparam
 
 
 def fit_on(corpora, names, features, fit, h):
-    x = np.concatenate([features(corpora[k]["train"]).reshape(-1, features(corpora[k]["train"]).shape[-1]) for k in names])
-    views = corpora[names[0]]["train"].shape[1]
-    y = np.concatenate([np.repeat(corpora[k]["y_train"], views) for k in names])
-    g = np.concatenate([np.full(len(corpora[k]["y_train"]) * views, i) for i, k in enumerate(names)])
-    return fit(x, y, balanced_weights(y, g), h)
+    """A reader fitted on the training rows of the corpora `names`, every view."""
+    x = [features(corpora[k]["train"]) for k in names]                       # each (N_k, V, F)
+    y = np.concatenate([np.repeat(corpora[k]["y_train"], xk.shape[1]) for k, xk in zip(names, x)])
+    g = np.concatenate([np.full(xk.shape[0] * xk.shape[1], i) for i, xk in enumerate(x)])
+    return fit(np.concatenate([xk.reshape(-1, xk.shape[-1]) for xk in x]), y, balanced_weights(y, g), h)
 
 
 def score_reader(corpora, labels, features, fit, grid) -> dict:
