@@ -59,14 +59,27 @@ GALLERIES = {"real": "Real voices: RAVDESS actors the model never trained on (CC
              "synthetic": "Words and voice disagree: synthetic eSpeak voices made by this project"}
 
 
-def examples(gallery: str | None = None) -> list[list[str]]:
-    """[[clip, text], ...] of one gallery ("real" | "synthetic"), or of all."""
+def example_rows(gallery: str | None = None) -> list[dict]:
+    """The rows of app/examples/examples.csv in one gallery ("real" | "synthetic"), or all."""
     table = EXAMPLES_DIR / "examples.csv"
     if not table.is_file():
         return []
     with open(table, newline="") as f:
-        return [[str(EXAMPLES_DIR / row["file"]), row["text"]] for row in csv.DictReader(f)
-                if gallery is None or row.get("gallery", "synthetic") == gallery]
+        return [row for row in csv.DictReader(f) if gallery is None or row.get("gallery", "synthetic") == gallery]
+
+
+def examples(gallery: str | None = None) -> list[list[str]]:
+    """[[clip, text], ...] of one gallery, or of all."""
+    return [[str(EXAMPLES_DIR / row["file"]), row["text"]] for row in example_rows(gallery)]
+
+
+def example_captions(gallery: str | None = None) -> list[str]:
+    """What each example's button says: who speaks and how, not a file name."""
+    def caption(row):
+        if row.get("gallery") == "real":
+            return f"{row['speaker'].replace('actor', 'actor ')}, {row['label']}"
+        return f"{row['label']} voice: \u201c{row['text']}\u201d"
+    return [caption(row) for row in example_rows(gallery)]
 
 
 MODALITY_NAMES = {"speech": "voice only", "text": "words only", "both": "voice and words"}
@@ -241,7 +254,7 @@ class App:
                     for gallery, title in GALLERIES.items():
                         if examples(gallery):
                             gr.Examples(examples(gallery), inputs=[audio, text], label=title, cache_examples=False,
-                                        elem_id=f"examples_{gallery}")
+                                        example_labels=example_captions(gallery), elem_id=f"examples_{gallery}")
                 with gr.Column(scale=3):
                     label = gr.Label(num_top_classes=len(self.recognizer.config.labels), label="Predicted emotion",
                                      elem_id="label")

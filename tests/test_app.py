@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from app.ui import answers_markdown, examples
+from app.ui import answers_markdown, example_captions, examples
 from mgcma.asr import word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT
 
@@ -124,6 +124,8 @@ def test_examples_are_bundled():
     attribution = (ROOT / "app" / "examples" / "ATTRIBUTION.md").read_text()
     assert "CC BY-NC-SA 4.0" in attribution and "Livingstone" in attribution
     assert all(Path(path).name in attribution for path, _ in real)
+    captions = example_captions()   # each example's button names who speaks and how, not a file
+    assert len(set(captions)) == len(rows) and not any(c.endswith((".wav", ".flac")) for c in captions)
 
 
 def test_the_default_gets_each_real_example_right_from_the_voice_alone():
@@ -205,7 +207,7 @@ def test_browser_first_real_example_is_answered_right_with_its_attribution(runni
         gallery = page.locator("#examples_real")
         gallery.get_by_text("RAVDESS").first.wait_for(timeout=60_000)       # the credit is on the page
         assert "CC BY-NC-SA 4.0" in gallery.inner_text()
-        gallery.locator("[data-testid=dataset-cell-0-0]").click()            # the first row: clip and words
+        gallery.get_by_role("button", name=example_captions("real")[0]).click()   # its clip and words
         page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value.includes('Kids are talking'))",
                                timeout=30_000)
         page.locator("#run").click()
