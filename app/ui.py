@@ -252,8 +252,9 @@ class App:
                         transcribe = gr.Button("Transcribe only")
                         run = gr.Button("Recognise emotion", variant="primary", elem_id="run")
                     for gallery, title in GALLERIES.items():
-                        if examples(gallery):
-                            gr.Examples(examples(gallery), inputs=[audio, text], label=title, cache_examples=False,
+                        clips = examples(gallery)
+                        if clips:
+                            gr.Examples(clips, inputs=[audio, text], label=title, cache_examples=False,
                                         example_labels=example_captions(gallery), elem_id=f"examples_{gallery}")
                 with gr.Column(scale=3):
                     label = gr.Label(num_top_classes=len(self.recognizer.config.labels), label="Predicted emotion",

@@ -17,7 +17,17 @@ from mgcma.data import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.stats_head import C_GRID, balanced_weights, corpus_statistics, fit_linear
 
-LAYER, WIDTH = 3, 512   # the shipped head's hidden state; Whisper base's width (its mean, then its spread)
+LAYER = 3   # the shipped head's hidden state
+
+
+def mean_part(s):
+    """(..., L, 2D) clip statistics -> (..., D): the mean over time of hidden state LAYER."""
+    return s[..., LAYER, : s.shape[-1] // 2]
+
+
+def spread_part(s):
+    """-> (..., D): its standard deviation over time."""
+    return s[..., LAYER, s.shape[-1] // 2:]
 
 
 def linear(x, y, w, C):
@@ -34,9 +44,9 @@ def shrunk_lda(x, y, w, shrinkage):
 
 READERS = {   # name: (clip statistics (..., L, 2D) -> features, fit, hyperparameter grid)
     "lr": (lambda s: s[..., LAYER, :], linear, C_GRID),
-    "lr log-std": (lambda s: np.concatenate([s[..., LAYER, :WIDTH], np.log(s[..., LAYER, WIDTH:] + 1e-4)], -1), linear, C_GRID),
-    "lr mean only": (lambda s: s[..., LAYER, :WIDTH], linear, C_GRID),
-    "lr spread only": (lambda s: s[..., LAYER, WIDTH:], linear, C_GRID),
+    "lr log-std": (lambda s: np.concatenate([mean_part(s), np.log(spread_part(s) + 1e-4)], -1), linear, C_GRID),
+    "lr mean only": (mean_part, linear, C_GRID),
+    "lr spread only": (spread_part, linear, C_GRID),
     "lr states 2-4": (lambda s: s[..., 2:5, :].reshape(*s.shape[:-2], -1), linear, (0.0001,) + C_GRID[:-1]),
     "shrunk lda": (lambda s: s[..., LAYER, :], shrunk_lda, ("auto", 0.3, 0.6, 0.9)),
 }
