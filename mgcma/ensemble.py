@@ -20,6 +20,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,48 @@ def share_encoders(heads: list[MGCMA]) -> list[MGCMA]:
             if hasattr(heads[0], name):
                 setattr(head, name, getattr(heads[0], name))
     return heads
+
+
+# what decides the shape of a head's forward besides its parameters: heads equal in these and in
+# their parameters' names and shapes can run as one (StackedHeads)
+FORWARD_FIELDS = ("d_model", "n_heads", "gauss_dim", "modality", "use_dist", "use_token", "use_inst",
+                  "logvar_min", "logvar_max", "speech_layers", "speech_layer_span")
+ENCODERS = ("speech_encoder.", "text_encoder.")
+
+
+class StackedHeads:
+    """Heads of one architecture run as one: each head's own parameters (not the shared encoders')
+    stacked along a new first axis and the first head's forward vectorised over it (torch.func.vmap).
+    The same outputs as calling each head (float rounding apart), in fewer and larger operations:
+    five heads on a 2-s clip, voice only, 23 ms against 37 (docs/performance.md)."""
+
+    def __init__(self, heads: list[MGCMA]):
+        import torch
+        self.first, self.temperatures = heads[0], [h.config.temperature for h in heads]
+        own = [{k: v for k, v in (*h.named_parameters(), *h.named_buffers()) if not k.startswith(ENCODERS)} for h in heads]
+        self.weights = {k: torch.stack([o[k] for o in own]) for k in own[0]}   # each (H, *shape)
+
+    @staticmethod
+    def fits(heads: list[MGCMA]) -> bool:
+        """Two or more heads whose forwards differ in their parameters' values only."""
+        def shape(h):
+            return ([getattr(h.config, f) for f in FORWARD_FIELDS],
+                    [(k, tuple(v.shape)) for k, v in (*h.named_parameters(), *h.named_buffers()) if not k.startswith(ENCODERS)])
+        return len(heads) > 1 and all(shape(h) == shape(heads[0]) for h in heads[1:])
+
+    def __call__(self, **inputs) -> list[MGCMAOutput]:
+        """The keyword inputs of MGCMA.forward (encoder outputs, no labels) -> each head's output."""
+        from torch.func import functional_call, vmap
+
+        from .model import MGCMAOutput
+
+        def one(weights):
+            out = functional_call(self.first, weights, kwargs=inputs, strict=False)
+            return {k: v for k, v in vars(out).items() if hasattr(v, "shape")}   # the tensors: vmap stacks them
+        with warnings.catch_warnings():   # vmap runs scaled_dot_product_attention head by head, and says so each call
+            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
+            stacked = vmap(one)(self.weights)                                    # each (H, B, ...)
+        return [MGCMAOutput(**{k: v[i] for k, v in stacked.items()}, temperature=t) for i, t in enumerate(self.temperatures)]
 
 
 def mean_threshold(configs: list[ModelConfig]) -> float:

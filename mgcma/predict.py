@@ -28,8 +28,8 @@ from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
 from .model import MGCMAOutput, n_hidden_states
-from .ensemble import (answer_together, load_members, member_directories, read_threshold, share_encoders, split_members,
-                       together_config)
+from .ensemble import (StackedHeads, answer_together, load_members, member_directories, read_threshold, share_encoders,
+                       split_members, together_config)
 from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
@@ -99,6 +99,7 @@ class EmotionRecognizer:
             others = load_members(listed, self.model, self.checkpoint, self.device)   # before int8 swaps the encoders
             self.stats_heads = load_stats_heads(voices, self.model.config)
             self.heads = share_encoders([set_precision(self.model, self.precision, self.device), *others])
+            self.stacked = StackedHeads(self.heads) if StackedHeads.fits(self.heads) else None
         except ValueError as e:
             raise InputError(str(e)) from None
         self.config = together_config(self.heads, read_threshold(checkpoint) if members is None else None)
@@ -293,7 +294,11 @@ class EmotionRecognizer:
             for side, alone in (("text", "speech"), ("speech", "text")):   # the voice-only row hides the words
                 if alone in modalities:   # only offered when both sides are there (available)
                     hide(rows, side, torch.tensor([m == alone for m in modalities]))
-            out = to_cpu(answer_together([head(**rows, speech_shift=head.mixed_shift(layer_shift)) for head in self.heads]))
+            if self.stacked is not None and layer_shift is None:
+                outputs = self.stacked(**rows)
+            else:
+                outputs = [head(**rows, speech_shift=head.mixed_shift(layer_shift)) for head in self.heads]
+            out = to_cpu(answer_together(outputs))
         if self.stats_heads and inputs["speech_mask"].any():
             out = self.with_voice_statistics(out, inputs["speech_features"], inputs["speech_mask"], modalities)
         return {m: row_of(out, k) for k, m in enumerate(modalities)}, words, offsets

@@ -8,7 +8,7 @@ import torch
 
 from mgcma.checkpoint import save_model
 from mgcma.config import preset
-from mgcma.ensemble import ENSEMBLE_FILE, main as pack
+from mgcma.ensemble import ENSEMBLE_FILE, StackedHeads, main as pack
 from mgcma.model import MGCMA
 from mgcma.normalise import SpeechMean, save_means, STATS_FILE
 from mgcma.predict import EmotionRecognizer, InputError
@@ -70,6 +70,37 @@ def test_the_encoders_run_once_whatever_the_number_of_heads(members, ensemble, p
         recognizer.predict(CLIPS[0], "some words", use_asr=False)
         calls.append(len(counted))
     assert calls[0] == calls[1] == 2
+
+
+def test_stacked_heads_give_each_head_s_own_output(tmp_path, tokenizer):
+    first = random_head(tmp_path / "a", tokenizer, 0)
+    heads = [first] + [random_head(tmp_path / k, tokenizer, seed, first, temperature=t)
+                       for k, seed, t in (("b", 1, 2.5), ("c", 2, 0.7))]
+    assert StackedHeads.fits(heads)
+    torch.manual_seed(3)
+    audio, ids = torch.randn(1, 16000), torch.randint(1000, 2000, (1, 7))
+    with torch.inference_mode():
+        speech = first.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
+        text = first.encode_text(ids, torch.ones_like(ids, dtype=torch.bool))
+        rows = dict(speech_features=speech[0].expand(3, -1, -1, -1), speech_mask=speech[1].repeat(3, 1),
+                    text_features=text.expand(3, -1, -1), text_mask=torch.ones(3, 7, dtype=torch.bool))
+        rows["speech_mask"][2] = False   # words only
+        rows["text_mask"][1] = False     # voice only
+        stacked = StackedHeads(heads)(**rows)
+        for head, got in zip(heads, stacked):
+            want = head(**rows)
+            assert got.temperature == head.config.temperature
+            for name, value in vars(want).items():
+                if torch.is_tensor(value):
+                    torch.testing.assert_close(getattr(got, name), value, atol=1e-5, rtol=1e-5, msg=name)
+    assert not torch.allclose(stacked[0].probs, stacked[1].probs, atol=1e-3)   # the heads differ
+
+
+def test_heads_of_different_shapes_run_one_by_one(tmp_path, tokenizer):
+    first = random_head(tmp_path / "a", tokenizer, 0)
+    assert not StackedHeads.fits([first])
+    assert not StackedHeads.fits([first, random_head(tmp_path / "b", tokenizer, 1, first, d_model=16)])
+    assert not StackedHeads.fits([first, random_head(tmp_path / "c", tokenizer, 1, first, use_token=False)])
 
 
 def test_one_set_of_training_means_tunes_every_head(members, ensemble):
