@@ -104,7 +104,7 @@ class StackedHeads:
         import torch
         self.first, self.temperatures = heads[0], [h.config.temperature for h in heads]
         own = [{k: v for k, v in (*h.named_parameters(), *h.named_buffers()) if not k.startswith(ENCODERS)} for h in heads]
-        self.weights = {k: torch.stack([o[k] for o in own]) for k in own[0]}   # each (H, *shape)
+        self.weights = {k: torch.stack([o[k].detach() for o in own]) for k in own[0]}   # each (H, *shape)
 
     @staticmethod
     def fits(heads: list[MGCMA]) -> bool:

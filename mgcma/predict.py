@@ -294,7 +294,9 @@ class EmotionRecognizer:
             for side, alone in (("text", "speech"), ("speech", "text")):   # the voice-only row hides the words
                 if alone in modalities:   # only offered when both sides are there (available)
                     hide(rows, side, torch.tensor([m == alone for m in modalities]))
-            if self.stacked is not None and layer_shift is None:
+            # one row (the live label, a voice alone): one vectorised forward beats five small ones;
+            # with three rows each head's operations are large already, and stacking gains nothing
+            if self.stacked is not None and layer_shift is None and len(modalities) == 1:
                 outputs = self.stacked(**rows)
             else:
                 outputs = [head(**rows, speech_shift=head.mixed_shift(layer_shift)) for head in self.heads]

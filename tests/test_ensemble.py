@@ -96,7 +96,7 @@ def test_stacked_heads_give_each_head_s_own_output(tmp_path, tokenizer):
     assert not torch.allclose(stacked[0].probs, stacked[1].probs, atol=1e-3)   # the heads differ
 
 
-def test_heads_of_different_shapes_run_one_by_one(tmp_path, tokenizer):
+def test_heads_of_different_shapes_are_not_stacked(tmp_path, tokenizer):
     first = random_head(tmp_path / "a", tokenizer, 0)
     assert not StackedHeads.fits([first])
     assert not StackedHeads.fits([first, random_head(tmp_path / "b", tokenizer, 1, first, d_model=16)])
