@@ -94,6 +94,11 @@ FORWARD_FIELDS = ("d_model", "n_heads", "gauss_dim", "modality", "use_dist", "us
 ENCODERS = ("speech_encoder.", "text_encoder.")
 
 
+def own_tensors(head: MGCMA) -> dict:
+    """A head's parameters and buffers by name, without the encoders it shares with the others."""
+    return {k: v for k, v in (*head.named_parameters(), *head.named_buffers()) if not k.startswith(ENCODERS)}
+
+
 class StackedHeads:
     """Heads of one architecture run as one: each head's own parameters (not the shared encoders')
     stacked along a new first axis and the first head's forward vectorised over it (torch.func.vmap).
@@ -103,15 +108,18 @@ class StackedHeads:
     def __init__(self, heads: list[MGCMA]):
         import torch
         self.first, self.temperatures = heads[0], [h.config.temperature for h in heads]
-        own = [{k: v for k, v in (*h.named_parameters(), *h.named_buffers()) if not k.startswith(ENCODERS)} for h in heads]
+        own = [own_tensors(h) for h in heads]
         self.weights = {k: torch.stack([o[k].detach() for o in own]) for k in own[0]}   # each (H, *shape)
+        # vmap runs scaled_dot_product_attention head by head and warns on every call; filtered once
+        # here, not around each call: catch_warnings swaps the process's filters, unsafe in the app's threads
+        warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented "
+                                "the batching rule for aten::_scaled_dot_product")
 
     @staticmethod
     def fits(heads: list[MGCMA]) -> bool:
         """Two or more heads whose forwards differ in their parameters' values only."""
         def shape(h):
-            return ([getattr(h.config, f) for f in FORWARD_FIELDS],
-                    [(k, tuple(v.shape)) for k, v in (*h.named_parameters(), *h.named_buffers()) if not k.startswith(ENCODERS)])
+            return [getattr(h.config, f) for f in FORWARD_FIELDS], [(k, tuple(v.shape)) for k, v in own_tensors(h).items()]
         return len(heads) > 1 and all(shape(h) == shape(heads[0]) for h in heads[1:])
 
     def __call__(self, **inputs) -> list[MGCMAOutput]:
@@ -123,9 +131,7 @@ class StackedHeads:
         def one(weights):
             out = functional_call(self.first, weights, kwargs=inputs, strict=False)
             return {k: v for k, v in vars(out).items() if hasattr(v, "shape")}   # the tensors: vmap stacks them
-        with warnings.catch_warnings():   # vmap runs scaled_dot_product_attention head by head, and says so each call
-            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
-            stacked = vmap(one)(self.weights)                                    # each (H, B, ...)
+        stacked = vmap(one)(self.weights)                                        # each (H, B, ...)
         return [MGCMAOutput(**{k: v[i] for k, v in stacked.items()}, temperature=t) for i, t in enumerate(self.temperatures)]
 
 
