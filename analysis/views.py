@@ -27,3 +27,15 @@ def prediction_views(prediction, frame_seconds: float, reference: ReferenceMap |
         xy = reference.place(np.stack([out.speech_fused[0].numpy(), out.text_fused[0].numpy()]))
         umap = reference_plotly(reference, xy[0], xy[1])
     return heatmap, gaussians, umap
+
+
+def placeholder_plotly(text: str, height: int = 160):
+    """An empty figure that says what will be drawn there. Shown before the first clip, it also
+    has the browser load its plotting library with the page instead of on the first click."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(visible=False),
+                      yaxis=dict(visible=False), plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
+                      annotations=[dict(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                                        font=dict(size=13, color="#888"))])
+    return fig

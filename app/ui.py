@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import soundfile as sf
 
 from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
 from analysis.timeline import timeline_plotly, verdict
-from analysis.views import prediction_views
+from analysis.views import placeholder_plotly, prediction_views
 from analysis.word_times import WordTimer
 from mgcma.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
@@ -117,6 +118,26 @@ def timing_line(timings: dict) -> str:
     return "<small>" + " · ".join(f"{names.get(k, k)} {v:.0f} ms" for k, v in timings.items()) + "</small>"
 
 
+WORDS_SOURCES = {"asr": "heard by Whisper", "typed": "typed", "example": "the example's own words"}
+NO_WORDS_YET = "Empty: Whisper writes this clip's words. Type here to give your own."
+CLIP_OUTPUTS = 7   # label, transcript, heatmap, gaussians, map, summary, words
+
+
+def words_source(text: str, words: dict | None) -> str:
+    """Where the words in the box came from: written there for this clip by Whisper or an example
+    (`words` remembers which), typed by the person, or none yet ("asr": Whisper will write them)."""
+    if not text:
+        return "asr"
+    return words["source"] if words and words.get("text") == text else "typed"
+
+
+def words_info(words: dict | None):
+    """The line under the transcript box: where its words came from (an update of the box's info
+    only, sent to the page when `words` changes, so that the API's transcript stays a string)."""
+    source = (words or {}).get("source")
+    return gr.update(info=f"Words: {WORDS_SOURCES[source]}" if source else NO_WORDS_YET)
+
+
 def segment_name(i: int, s: dict) -> str:
     return f"{i + 1}: {s['start']:.1f}-{s['end']:.1f} s, {s['label']}: {s['text'][:40]}"
 
@@ -129,6 +150,16 @@ class App:
         ref_dir = recognizer.checkpoint
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
         self._word_timer = None
+        self._views_warm = threading.Lock()
+
+    def warm_views(self):
+        """Once, when the page is first opened: one example through the views, so that the first click
+        does not wait for Whisper's word timer to load and the figures' first set-up (docs/app.md)."""
+        if not self._views_warm.acquire(blocking=False):
+            return
+        clip, text = (examples() or [[None, ""]])[0]
+        if clip is not None:
+            self.views(self.recognizer.predict(clip, text))
 
     @property
     def word_timer(self) -> WordTimer | None:
@@ -145,24 +176,35 @@ class App:
             raise gr.Error(str(e)) from None
         if not text:
             gr.Warning("The speech recogniser heard no words. Type the transcript yourself.")
-        return text
+        return text, dict(text=text, source="asr")
 
-    def analyse(self, audio_path, text):
+    def analyse(self, audio_path, text, words=None):
+        """One clip and its words (empty: Whisper's) -> the answer as soon as the model has answered,
+        then the same with its three views. Yields (label, transcript, heatmap, gaussians, map, summary,
+        words), `words` remembering where the transcript came from."""
+        text = (text or "").strip()
+        source = words_source(text, words)
         try:
             pred = self.recognizer.predict(audio_path, text)
         except FAILURES as e:
             raise gr.Error(str(e)) from None
         for note in pred.warnings:
             gr.Warning(note)
-        start = time.perf_counter()
-        timed = None
-        if self.word_timer is not None and pred.transcript:   # when each word was spoken, for the heatmap
-            try:
-                timed = self.word_timer.align(pred.wave, pred.transcript)
-            except Exception as e:   # the heatmap is still worth showing without the spans
-                gr.Warning(f"Whisper could not time the words ({e.__class__.__name__}); the heatmap has no word spans.")
-        heatmap, gaussians, umap = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)
-        pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
+        if pred.transcript_source != "user":
+            source = "asr" if pred.transcript else None
+        heard, summary = dict(text=pred.transcript, source=source), self.summary(pred)
+        yield (pred.probabilities, pred.transcript, None, None, None,
+               summary + "\n\n<small>drawing the views...</small>", heard)
+        heatmap, gaussians, umap = self.views(pred)
+        yield (pred.probabilities, pred.transcript, heatmap, gaussians, umap,
+               summary + "\n\n" + timing_line(pred.timings_ms), heard)
+
+    def analyse_example(self, audio_path, text):
+        """An example clicked: its clip with its own words, run at once."""
+        yield from self.analyse(audio_path, text, dict(text=(text or "").strip(), source="example"))
+
+    def summary(self, pred) -> str:
+        """The verdict, W2 and how close it is on the reference set, and the three answers."""
         summary = verdict_markdown(pred.probabilities, pred.not_sure, self.recognizer.config.not_sure_below)
         if pred.w2 is not None:
             summary += f" · W2(speech, text) = {pred.w2:.2f}, Sim = {pred.sim:.2f}"
@@ -172,8 +214,21 @@ class App:
                             f"voice-text pairs of the reference set, and than {closeness[0]:.0f} % of matched ones "
                             "(the higher, the more voice and words agree).</small>")
         answers = answers_markdown(pred.answers, self.recognizer.config.not_sure_below)
-        return (pred.probabilities, pred.transcript, heatmap, gaussians, umap,
-                summary + ("\n\n" + answers if answers else "") + "\n\n" + timing_line(pred.timings_ms))
+        return summary + ("\n\n" + answers if answers else "")
+
+    def views(self, pred):
+        """-> (heatmap, gaussians, map), the word timings outlined on the heatmap; their time in
+        pred.timings_ms["figures"]."""
+        start = time.perf_counter()
+        timed = None
+        if self.word_timer is not None and pred.transcript:   # when each word was spoken, for the heatmap
+            try:
+                timed = self.word_timer.align(pred.wave, pred.transcript)
+            except Exception as e:   # the heatmap is still worth showing without the spans
+                gr.Warning(f"Whisper could not time the words ({e.__class__.__name__}); the heatmap has no word spans.")
+        figures = prediction_views(pred, self.recognizer.model.frame_seconds, self.reference, timed)
+        pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
+        return figures
 
     def analyse_long(self, audio_path, progress=gr.Progress()):
         """A long recording -> its timeline, a table of utterances, and the choice of one to explain."""
@@ -196,12 +251,13 @@ class App:
     def explain_segment(self, choice, recording):
         """One utterance of the long recording through the full single-clip analysis."""
         if not choice or not recording or not recording["segments"]:   # the choices were just reset
-            return tuple(gr.update() for _ in range(6))
+            yield tuple(gr.update() for _ in range(CLIP_OUTPUTS))
+            return
         s, audio_path = recording["segments"][int(choice.split(":")[0]) - 1], recording["path"]
         info = sf.info(audio_path)
         wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
                            dtype="float32", always_2d=True)
-        return self.analyse((sr, wave), s["text"])
+        yield from self.analyse((sr, wave), s["text"])
 
     def live_start(self):
         return LiveTake(self.live_config), "listening..."
@@ -227,10 +283,12 @@ class App:
             raise gr.Error("nothing was recorded")
         wave = take.audio()
         if take.seconds <= self.recognizer.limits.max_seconds:
-            return (*self.analyse((SAMPLE_RATE, wave), ""), *(gr.update() for _ in range(4)))
+            for clip in self.analyse((SAMPLE_RATE, wave), ""):
+                yield (*clip, *(gr.update() for _ in range(4)))
+            return
         with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
             sf.write(f.name, wave, SAMPLE_RATE)
-        return (*(gr.update() for _ in range(6)), *self.analyse_long(f.name))
+        yield (*(gr.update() for _ in range(CLIP_OUTPUTS)), *self.analyse_long(f.name))
 
     def predict_api(self, audio_file, text):
         """audio file + optional text -> label, probabilities, transcript, W2."""
@@ -246,36 +304,53 @@ class App:
             with gr.Row():
                 with gr.Column(scale=2):
                     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech", elem_id="speech")
-                    text = gr.Textbox(label="Transcript (filled in by Whisper; edit it if you like)", lines=2,
+                    text = gr.Textbox(label="Transcript", info=NO_WORDS_YET, lines=2, elem_id="transcript",
                                       placeholder="leave empty to let Whisper transcribe the clip")
                     with gr.Row():
                         transcribe = gr.Button("Transcribe only")
                         run = gr.Button("Recognise emotion", variant="primary", elem_id="run")
-                    for gallery, title in GALLERIES.items():
-                        clips = examples(gallery)
-                        if clips:
-                            gr.Examples(clips, inputs=[audio, text], label=title, cache_examples=False,
-                                        example_labels=example_captions(gallery), elem_id=f"examples_{gallery}")
+                    examples_at = gr.Column()
                 with gr.Column(scale=3):
                     label = gr.Label(num_top_classes=len(self.recognizer.config.labels), label="Predicted emotion",
                                      elem_id="label")
                     summary = gr.Markdown(elem_id="summary")
             live_parts = self.build_live()
-            heatmap = gr.Plot(label="Words vs. time: token cross-attention", elem_id="heatmap")
+            heatmap = gr.Plot(placeholder_plotly("Recognise a clip: here each moment of its speech meets its words"),
+                              label="Words vs. time: token cross-attention", elem_id="heatmap")
             with gr.Row():
                 gaussians = gr.Plot(label="Speech and text Gaussians", elem_id="gaussians")
                 umap = gr.Plot(label="Map of utterances", elem_id="umap")
             gr.Markdown(EXPLAIN)
-            outputs = [label, text, heatmap, gaussians, umap, summary]
-            run.click(self.analyse, [audio, text], outputs, api_name="analyse")
-            transcribe.click(self.transcribe, [audio], [text], api_name="transcribe")
+            words = gr.State(None)
+            outputs = [label, text, heatmap, gaussians, umap, summary, words]
+            with examples_at:
+                self.build_examples(audio, text, outputs)
+            run.click(self.analyse, [audio, text, words], outputs, api_name="analyse")
+            transcribe.click(self.transcribe, [audio], [text, words], api_name="transcribe")
+            # a new clip forgets the words of the one before: emptied in the browser at once, so that no
+            # click can send them with the new clip
+            for new_clip in (audio.upload, audio.clear, audio.start_recording, audio.stop_recording):
+                new_clip(None, None, text, js="() => ''")
+                new_clip(lambda: (None, words_info(None)), None, [words, text], queue=False, show_progress="hidden",
+                         api_visibility="private")
+            words.change(words_info, words, text, queue=False, show_progress="hidden", api_visibility="private")
             # the named API: a file and optional text in, JSON out (gradio_client, scripts)
             api_file, api_text = gr.File(visible=False), gr.Textbox(visible=False)
             api_out = gr.JSON(visible=False)
             api_button = gr.Button(visible=False)
             api_button.click(self.predict_api, [api_file, api_text], api_out, api_name="predict")
             self.wire_live(live_parts, outputs, self.build_long(outputs))
+            demo.load(self.warm_views, None, None, show_progress="hidden", api_visibility="private")
         return demo
+
+    def build_examples(self, audio, text, outputs):
+        """The example galleries: a click loads a clip with its own words and runs it."""
+        for gallery, title in GALLERIES.items():
+            clips = examples(gallery)
+            if clips:
+                gr.Examples(clips, inputs=[audio, text], outputs=outputs, fn=self.analyse_example, run_on_click=True,
+                            label=title, cache_examples=False, example_labels=example_captions(gallery),
+                            elem_id=f"examples_{gallery}")
 
     def build_live(self):
         """The live microphone's components, placed under the clip's answer; wired by wire_live."""
@@ -317,7 +392,9 @@ class App:
         return [timeline, table, choice, recording]
 
 
-def create_app(recognizer: EmotionRecognizer, concurrency: int = 2) -> gr.Blocks:
+QUEUE = dict(default_concurrency_limit=2, max_size=64)
+
+
+def create_app(recognizer: EmotionRecognizer) -> gr.Blocks:
     """The UI over a recogniser loaded once (app/serve.py: load_warm), its requests queued."""
-    demo = App(recognizer).build()
-    return demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    return App(recognizer).build().queue(**QUEUE)

@@ -1,4 +1,5 @@
 import os
+from typing import NamedTuple
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,14 +56,21 @@ def tiny_corpus(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("syn"), SyntheticConfig(size=64, seed=3), progress=False)
 
 
+class RunningApp(NamedTuple):
+    demo: object   # gr.Blocks
+    url: str
+    app: object    # app.ui.App, for tests that look inside
+
+
 @pytest.fixture(scope="session")
 def running_app():
     """The app on the bundled model, in this process, on a free loopback port."""
     from app.serve import load_warm
-    from app.ui import create_app
+    from app.ui import App, QUEUE
     from mgcma.predict import DEFAULT_CHECKPOINT
-    demo = create_app(load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32"))   # as python app.py
+    app = App(load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32"))   # as python app.py
+    demo = app.build().queue(**QUEUE)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                             max_file_size="50mb")
-    yield demo, url
+    yield RunningApp(demo, url, app)
     demo.close()

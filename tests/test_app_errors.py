@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from gradio_client import Client, handle_file
 
-from app.ui import App, segment_name
+from app.ui import CLIP_OUTPUTS, App, segment_name
 from mgcma.asr import word_error_rate
 from mgcma.checkpoint import save_model
 from mgcma.config import preset
@@ -50,7 +50,7 @@ def test_a_recogniser_that_raises_gives_a_message_and_the_server_lives(broken_ap
 def test_no_audio_at_all_is_explained(broken_app):
     app, _ = broken_app
     with pytest.raises(gr.Error, match="no audio"):
-        app.analyse(None, "some words")
+        next(app.analyse(None, "some words"))
     with pytest.raises(gr.Error, match="no recording"):
         app.analyse_long(None)
 
@@ -93,9 +93,9 @@ def test_choosing_a_segment_of_the_timeline_explains_that_utterance(broken_app, 
         dict(start=1.5 + 0.0, end=1.5 + len(clips[0]) / 16000, label="happy", probabilities={}, text="first words"),
         dict(start=3.0 + len(clips[0]) / 16000, end=3.0 + (len(clips[0]) + len(clips[1])) / 16000, label="sad",
              probabilities={}, text="second words")])
-    probabilities, transcript, *_, summary = app.explain_segment(segment_name(1, recording["segments"][1]), recording)
+    *_, (probabilities, transcript, *_) = app.explain_segment(segment_name(1, recording["segments"][1]), recording)
     assert transcript == "second words" and set(probabilities) == set(app.recognizer.config.labels)
     expected = app.recognizer.predict((16000, clips[1][None].T), "second words").probabilities
     assert probabilities == pytest.approx(expected, abs=0.02)   # the second utterance, not the first or the whole file
-    unchanged = app.explain_segment(None, recording)
-    assert len(unchanged) == 6 and all(u == gr.update() for u in unchanged)
+    [unchanged] = app.explain_segment(None, recording)
+    assert len(unchanged) == CLIP_OUTPUTS and all(u == gr.update() for u in unchanged)
