@@ -15,8 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __main__ as bench
-from .__main__ import median_start, report
+from .common import cold_start, median_start, report
 from .laptop import bench_live_hop
 
 
@@ -42,8 +41,7 @@ def main(argv=None) -> int:
     starts = {str(root): [] for root in roots}
     for _ in range(args.rounds):
         for root in roots:
-            bench.ROOT = root               # the cold start runs that checkout's app.py
-            starts[str(root)].append(bench.cold_start())
+            starts[str(root)].append(cold_start(root))
     result = {root: dict(cold_start=median_start(each) | dict(each=each)) for root, each in starts.items()}
     if not args.no_live_hop:   # last: each checkout's mgcma replaces the one imported before
         for root in roots:

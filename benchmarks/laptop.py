@@ -10,7 +10,7 @@ long_peak_rss_mb                   peak memory of `mgcma.predict --segments` ove
 int8_ua_delta                      UA (voice and words) of --precision int8 minus float32, RAVDESS actors 19-24
 int8_frame_cosine                  per-layer cosine of the int8 encoder's frames to float32's (real clips)
 onnx_max_prob_diff                 largest |p_onnx - p_torch| over the real example clips, every answer
-app_cold_start_s                   from `python app.py` to the first answered request (benchmarks/__main__.py)
+app_cold_start_s                   from `python app.py` to the first answered request (benchmarks/common.py)
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from mgcma.live import LiveTake, live_label
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.precision import frame_cosine
 
-from .__main__ import ROOT, bench_app_cold_start, measure, speech_clip
+from .common import ROOT, bench_app_cold_start, measure, speech_clip
 from .shared_pass import bench_long, interleaved, long_recording
 
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))

@@ -16,7 +16,7 @@ import numpy as np
 from mgcma.metrics import classification_metrics
 from mgcma.onnx_backend import OnnxRecognizer
 
-from .__main__ import manifest_records, report, speech_clip
+from .common import manifest_records, report, speech_clip
 from .shared_pass import interleaved
 
 

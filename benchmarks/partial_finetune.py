@@ -17,7 +17,7 @@ from mgcma.config import preset
 from mgcma.model import MGCMA
 from mgcma.steps import FeatureCache, model_inputs
 
-from .__main__ import ROOT, measure, speech_clip
+from .common import ROOT, measure, speech_clip
 
 
 def step_inputs(model, batch: int, seconds: float):

@@ -26,7 +26,7 @@ from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.segments import SegmentConfig, classify_segments
 from mgcma.shared_asr import decoder_directory
 
-from .__main__ import ROOT, report, speech_clip
+from .common import ROOT, report, speech_clip
 
 
 def interleaved(fns: dict, repeat: int) -> dict:

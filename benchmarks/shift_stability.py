@@ -21,7 +21,7 @@ from mgcma.audio import SAMPLE_RATE
 from mgcma.metrics import classification_metrics
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 
-from .__main__ import manifest_records, report
+from .common import manifest_records, report
 
 SHIFTS_MS = (0, 8, 16, 24)
 

@@ -15,7 +15,7 @@ import torch
 from mgcma.config import WHISPER_BASE, WHISPER_TINY_EN
 from mgcma.whisper_encoder import embedded_whisper_dir, load_whisper_encoder, log_mel
 
-from .__main__ import measure, speech_clip
+from .common import ROOT, measure, speech_clip
 
 
 def encoder_speed(name: str, seconds_list, repeat: int) -> dict:
@@ -62,7 +62,7 @@ def drift_clips(n: int) -> list[np.ndarray]:
     """Real speech where the shared RAVDESS folder is at hand (actors 19-24), else the app's examples."""
     from pathlib import Path
     from mgcma.audio import load_audio
-    from .__main__ import ROOT
+
     shared = sorted((ROOT.parent / "shared" / "data" / "ravdess" / "audio").glob("Actor_2[0-4]/*.flac"))
     paths = shared[::max(1, len(shared) // n)][:n] if shared else sorted((ROOT / "app" / "examples").glob("*.wav"))
     return [load_audio(Path(p)) for p in paths]

@@ -22,7 +22,7 @@ from analysis.word_times import WordTimer
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.synthetic import ESpeak
 
-from .__main__ import report
+from .common import report
 
 SENTENCES = ["the train leaves at noon from platform seven", "I never said she stole my money",
              "please bring the blue folder to my office tomorrow", "kids are talking by the door"]
