@@ -1,4 +1,4 @@
-"""python -m analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | calibration | reference  (--help on each)
+"""python -m mgcma.analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | calibration | reference  (--help on each)
 
 Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
 """
@@ -194,7 +194,7 @@ def cmd_reference(args):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mgcma.analysis", description=__doc__.strip().splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, help_text, data=False, one_clip=False):

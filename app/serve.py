@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # when Gradio asks for it around every request (0.26 s of the first one)
 os.environ.setdefault("MPLBACKEND", "agg")
 
-from app.gradio_import import skip_stub_writing  # noqa: E402
+from mgcma.app.gradio_import import skip_stub_writing  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_argument  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main(argv=None):
     with ThreadPoolExecutor(1) as pool:
         loading = pool.submit(load_warm, args.checkpoint, args.asr, args.device, args.precision)
         skip_stub_writing()
-        from app.ui import create_app
+        from mgcma.app.ui import create_app
         demo = create_app(loading.result())   # a loading error is raised here, in the main thread
     # uploads beyond 50 MB are refused by the server before they reach the model
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")

@@ -13,10 +13,10 @@ from pathlib import Path
 import gradio as gr
 import soundfile as sf
 
-from analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
-from analysis.timeline import timeline_plotly, verdict
-from analysis.views import placeholder_plotly, prediction_views
-from analysis.word_times import WordTimer
+from mgcma.analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
+from mgcma.analysis.timeline import timeline_plotly, verdict
+from mgcma.analysis.views import placeholder_plotly, prediction_views
+from mgcma.analysis.word_times import WordTimer
 from mgcma.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
 from mgcma.calibration import top_two

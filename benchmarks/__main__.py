@@ -169,8 +169,8 @@ def bench_training(quick: bool) -> dict:
 
 def bench_requests(quick: bool) -> dict:
     """The bundled model on a 5 s clip, the way the app serves it, by stage."""
-    from analysis.reference import ReferenceMap
-    from analysis.views import prediction_views
+    from mgcma.analysis.reference import ReferenceMap
+    from mgcma.analysis.views import prediction_views
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, "auto", DEVICE)
     reference = ReferenceMap.load(DEFAULT_CHECKPOINT)
     clip = (16000, speech_clip(5.0))
@@ -189,8 +189,8 @@ def bench_figure3(quick: bool) -> dict:
     """UMAP + drawing of Figure 3 for 5,000 utterances (embeddings of the bundled model's width)."""
     import matplotlib
     matplotlib.use("Agg")
-    from analysis.embed import Embeddings
-    from analysis.figure3 import figure3
+    from mgcma.analysis.embed import Embeddings
+    from mgcma.analysis.figure3 import figure3
     n = 1000 if quick else 5000
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 1, (4, 128))

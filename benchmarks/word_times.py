@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.word_times import WordTimer
+from mgcma.analysis.word_times import WordTimer
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 from mgcma.synthetic import ESpeak
 

@@ -35,8 +35,11 @@ from .precision import PRECISIONS, set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"      # real voices (RAVDESS + GoEmotions)
-SYNTHETIC_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "synthetic"                         # the eSpeak corpus, for alignment analysis
+# the bundled models: in a checkout checkpoints/ sits beside this package; installed, it is inside it
+CHECKPOINTS = next((d for d in (Path(__file__).resolve().parent / "checkpoints", Path(__file__).resolve().parents[1] / "checkpoints")
+                    if d.is_dir()), Path(__file__).resolve().parents[1] / "checkpoints")
+DEFAULT_CHECKPOINT = CHECKPOINTS / "default"      # real voices (RAVDESS, EmoDB, EMOVO, GoEmotions)
+SYNTHETIC_CHECKPOINT = CHECKPOINTS / "synthetic"  # the eSpeak corpus, for alignment analysis
 MAX_TEXT_CHARS = 2000
 
 

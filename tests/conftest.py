@@ -59,14 +59,14 @@ def tiny_corpus(tmp_path_factory):
 class RunningApp(NamedTuple):
     demo: object   # gr.Blocks
     url: str
-    app: object    # app.ui.App, for tests that look inside
+    app: object    # mgcma.app.ui.App, for tests that look inside
 
 
 @pytest.fixture(scope="session")
 def running_app():
     """The app on the bundled model, in this process, on a free loopback port."""
-    from app.serve import load_warm
-    from app.ui import App, QUEUE
+    from mgcma.app.serve import load_warm
+    from mgcma.app.ui import App, QUEUE
     from mgcma.predict import DEFAULT_CHECKPOINT
     app = App(load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32"))   # as python app.py
     demo = app.build().queue(**QUEUE)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.embed import Embeddings, embed_records
-from analysis.figure3 import figure3, figure3_plotly
-from analysis.gaussians import closeness_text, gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
-from analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
-from analysis.reference import ReferenceMap, reference_plotly
+from mgcma.analysis.embed import Embeddings, embed_records
+from mgcma.analysis.figure3 import figure3, figure3_plotly
+from mgcma.analysis.gaussians import closeness_text, gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
+from mgcma.analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
+from mgcma.analysis.reference import ReferenceMap, reference_plotly
 from mgcma.checkpoint import load_model, load_tokenizer
 from mgcma.data import read_manifest
 
@@ -137,7 +137,7 @@ def test_embed_records_keeps_the_records_order(test_checkpoint, tiny_corpus):
 
 
 def run_analysis(*args):
-    done = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "mgcma.analysis", *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout
@@ -157,7 +157,7 @@ def test_commands_write_png_and_html(test_checkpoint, tiny_corpus, tmp_path):
 
 
 def test_alignment_metrics_on_known_geometry():
-    from analysis.alignment import alignment_metrics
+    from mgcma.analysis.alignment import alignment_metrics
     rng = np.random.default_rng(0)
     speech = rng.normal(size=(40, 8))
     labels = ["a", "b"] * 20

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from app.ui import answers_markdown, example_captions, examples
+from mgcma.app.ui import answers_markdown, example_captions, examples
 from mgcma.asr import word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT
 
@@ -161,8 +161,8 @@ def test_skipped_browser_tests_are_named_loudly_at_the_end(tmp_path):
 
 
 def test_an_unsure_answer_reads_not_sure_with_its_top_two():
-    from analysis.timeline import verdict
-    from app.ui import verdict_markdown
+    from mgcma.analysis.timeline import verdict
+    from mgcma.app.ui import verdict_markdown
     probs = {"neutral": 0.41, "happy": 0.1, "angry": 0.14, "sad": 0.35}
     assert verdict_markdown(probs, False) == "**neutral** (41 %)"
     unsure = verdict_markdown(probs, True, 0.45)
@@ -176,8 +176,8 @@ def test_a_warm_start_defers_what_the_first_request_does_not_need_and_answers_it
     """python app.py encodes the ASR's silence before serving, loads the word timer on first use,
     and the first request is answered as any other (the first real example, from its voice)."""
     import csv
-    from app.serve import load_warm
-    from app.ui import App
+    from mgcma.app.serve import load_warm
+    from mgcma.app.ui import App
     recognizer = load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32")
     assert recognizer.asr._silence is not None
     app = App(recognizer)

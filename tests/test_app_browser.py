@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 
-from app.ui import example_captions
+from mgcma.app.ui import example_captions
 from mgcma.asr import word_error_rate
 from tests.test_app import HAPPY, LABELS, ROOT, SAD, long_recording
 

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from gradio_client import Client, handle_file
 
-from app.ui import CLIP_OUTPUTS, App, segment_name
+from mgcma.app.ui import CLIP_OUTPUTS, App, segment_name
 from mgcma.asr import word_error_rate
 from mgcma.checkpoint import save_model
 from mgcma.config import preset

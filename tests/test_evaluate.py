@@ -40,7 +40,7 @@ def test_scores_good_rows_and_reports_bad_ones_by_line(scored_manifest, test_che
     assert sum(b["n"] for b in c["reliability"]) == 4 and c["answered"] == 1.0
     assert [p["coverage"] for p in c["accuracy_coverage"]] == sorted((p["coverage"] for p in c["accuracy_coverage"]), reverse=True)
     assert "calibration: ECE" in captured.out
-    from analysis.__main__ import main as analysis
+    from mgcma.analysis.__main__ import main as analysis
     assert analysis(["calibration", "--metrics", f"test={out}", "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig" / "calibration.png").stat().st_size > 20_000
 

@@ -15,7 +15,7 @@ class Shout(gr.Textbox):
 RUN = """import sys
 sys.path[:0] = [{root!r}, {folder!r}]
 if {skip}:
-    from app.gradio_import import skip_stub_writing
+    from mgcma.app.gradio_import import skip_stub_writing
     skip_stub_writing()
 import gradio as gr
 from shout import Shout

@@ -1,18 +1,23 @@
 """The toolkit installs as a package: the wheel holds the code, the bundled model the app needs,
 the example clips, and the console scripts."""
+import json
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"mgcma-train": "mgcma.train:main", "mgcma-predict": "mgcma.predict:main",
            "mgcma-evaluate": "mgcma.evaluate:main", "mgcma-prepare": "mgcma.prepare:main",
-           "mgcma-app": "app.serve:main", "mgcma-export": "mgcma.export:main",
+           "mgcma-app": "mgcma.app.serve:main", "mgcma-analysis": "mgcma.analysis.__main__:main",
+           "mgcma-export": "mgcma.export:main",
            "mgcma-ensemble": "mgcma.ensemble:main", "mgcma-stats-head": "mgcma.stats_head:main"}
 
 
-def test_the_wheel_holds_packages_model_examples_and_scripts(tmp_path):
+def build_wheel(tmp_path: Path) -> Path:
     import shutil
     source = tmp_path / "source"     # a copy: the build leaves build/ and *.egg-info beside the sources
     source.mkdir()
@@ -23,20 +28,49 @@ def test_the_wheel_holds_packages_model_examples_and_scripts(tmp_path):
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     [wheel] = tmp_path.glob("mgcma-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_the_wheel_installs_one_name_mgcma_with_the_model_examples_and_scripts(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("mgcma/predict.py", "mgcma/train.py", "analysis/__main__.py", "app/ui.py", "app/serve.py"):
+    top_level = {n.split("/")[0] for n in names}
+    assert {t for t in top_level if not t.endswith(".dist-info")} == {"mgcma"}, top_level   # no app, analysis, ...
+    for module in ("mgcma/predict.py", "mgcma/train.py", "mgcma/analysis/__main__.py", "mgcma/app/ui.py", "mgcma/app/serve.py"):
         assert module in names
-    bundled = {p.relative_to(ROOT).as_posix() for p in (ROOT / "checkpoints" / "default").rglob("*") if p.is_file()}
+    bundled = {"mgcma/" + p.relative_to(ROOT).as_posix() for p in (ROOT / "checkpoints" / "default").rglob("*") if p.is_file()}
     needed = {n for n in bundled if n.endswith((".json", ".safetensors", ".npz")) or "/tokenizer/" in n}
     assert needed and needed <= names, needed - names
-    assert {f"app/examples/{p.name}" for p in (ROOT / "app" / "examples").iterdir()} <= names
+    assert {f"mgcma/app/examples/{p.name}" for p in (ROOT / "app" / "examples").iterdir()} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for script, target in SCRIPTS.items():
         assert f"{script} = {target}" in entry_points
     assert not any(n.startswith(("tests/", "data/", "runs/")) for n in names)
 
 
+def test_the_installed_wheel_answers_from_outside_the_checkout_with_its_bundled_model(wheel, tmp_path):
+    """Installed (here into a folder of its own, its dependencies those of this environment), run
+    from elsewhere: mgcma-predict finds the model inside the package, with no path given."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    clip = ROOT / "app" / "examples" / "ravdess-sad-actor23.flac"
+    env = dict(os.environ, PYTHONPATH=str(site))
+    done = subprocess.run([str(site / "bin" / "mgcma-predict"), "--audio", str(clip), "--asr", "none", "--json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["label"] == "sad"
+    where = subprocess.run([sys.executable, "-c", "import mgcma.predict as p, mgcma.app.ui as u; print(p.DEFAULT_CHECKPOINT); print(u.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300).stdout.split()
+    assert all(Path(w).is_relative_to(site / "mgcma") for w in where), where
+
+
 def test_the_app_entry_point_answers_help():
-    done = subprocess.run([sys.executable, "-c", "from app.serve import main; main(['--help'])"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", "from mgcma.app.serve import main; main(['--help'])"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--checkpoint" in done.stdout

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analysis.word_times import WordTimer, in_span_share, spans_for
+from mgcma.analysis.word_times import WordTimer, in_span_share, spans_for
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
 
