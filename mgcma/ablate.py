@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .train import TrainConfig, TrainingError, parser_for, train
+from .run_files import TrainingError
+from .train import train
+from .train_config import TrainConfig, parser_for
 
 SETTINGS = {
     "full": {},

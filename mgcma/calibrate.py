@@ -22,7 +22,8 @@ from .checkpoint import CheckpointError, load_model
 from .data import validation_split
 from .protocols import load_records, make_folds
 from .run_files import TrainingError
-from .train import TrainConfig, calibrate_on_validation, frozen_caches
+from .train import calibrate_on_validation, frozen_caches
+from .train_config import TrainConfig
 
 
 def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):

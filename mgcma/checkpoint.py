@@ -16,7 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
-from .model import MGCMA, local_source, resolve_source
+from .encoders import local_source, resolve_source
+from .model import MGCMA
 from .text_tokenizer import TextTokenizer
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"

@@ -121,13 +121,14 @@ def text_rows(root: Path, corpus: str, split: str) -> list[Utterance]:
                 for i, row in enumerate(csv.DictReader(f))]
 
 
-ACTED_CORPORA = ("emodb", "emovo")   # the shared folders' layout: manifest.csv with path, speaker, sex, emotion
+ACTED_CORPORA = ("emodb", "emovo", "nemo")   # laid out as manifest.csv (path, speaker, sex, emotion) + audio/
 
 
 def read_acted(root: str | Path, corpus: str, classes: str = "4", test_speakers: set[str] = frozenset(),
                split: str = "") -> list[Utterance]:
-    """EmoDB or EMOVO as laid out in the shared folder: speech-only rows, 4 classes (neutral,
-    happy, angry, sad) or "all" of the corpus's emotions. Rows of `test_speakers` get split=test,
+    """EmoDB (German), EMOVO (Italian) or nEMO (Polish), laid out as manifest.csv and audio/: speech-only
+    rows (the English text encoder cannot read their words), 4 classes (neutral, happy, angry, sad) or
+    "all" of the corpus's emotions. Rows of `test_speakers` get split=test,
     the others `split` ("train" where test speakers are given; "": no split, folds by speaker)."""
     root = Path(root)
     if corpus not in ACTED_CORPORA:

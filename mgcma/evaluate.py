@@ -31,7 +31,7 @@ from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
 from .data import ManifestError, read_manifest
 from .metrics import classification_metrics
-from .normalise import SpeechMean
+from .speaker_means import SpeechMean
 from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError, add_precision_argument
 from .steps import confidence_scores
 

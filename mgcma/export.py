@@ -28,8 +28,9 @@ import torch.nn as nn
 from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
 from .ensemble import ENSEMBLE_FILE, load_members, member_directories, split_members
 from .model import MGCMA
-from .normalise import STATS_FILE
-from .onnx_backend import MEL_FILTERS
+from .speaker_means import STATS_FILE
+from .onnx_backend import MEL_FILTERS, OnnxRecognizer
+from .predict import EmotionRecognizer
 from .whisper_encoder import WhisperAudioEncoder, mel_filters
 
 OPSET = 18
@@ -151,6 +152,21 @@ def export_graph(spec: tuple, inputs: tuple, path: Path) -> None:
                           dynamic_axes=axes, opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
 
 
+def compare_with_torch(checkpoint: str | Path, directory: str | Path, clips: list,
+                       text: str = "I can't believe you did that.") -> float:
+    """The largest difference between the ONNX and the PyTorch float32 probabilities over the
+    clips, each heard alone and with `text` (then every answer: both, voice only, words only)."""
+    reference = EmotionRecognizer(checkpoint, asr="none", device="cpu", precision="float32")
+    onnx = OnnxRecognizer(directory, asr="none")
+    worst = 0.0
+    for clip in clips:
+        for words in ("", text):
+            a, b = reference.predict(clip, words or None, use_asr=False), onnx.predict(clip, words)
+            pairs = [(a.probabilities, b["probabilities"])] + [(a.answers[m], b["answers"][m]) for m in a.answers]
+            worst = max(worst, *(abs(p[k] - q[k]) for p, q in pairs for k in p))
+    return worst
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.export", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="model directory")
@@ -164,7 +180,6 @@ def main(argv=None) -> int:
         return 1
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
     if args.check:
-        from .onnx_backend import compare_with_torch
         diff = compare_with_torch(args.checkpoint, out, args.check)
         print(f"largest probability difference from PyTorch (float32) over {len(args.check)} clip(s), "
               f"with and without words: {diff:.2e}")

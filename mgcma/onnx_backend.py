@@ -137,22 +137,6 @@ class OnnxRecognizer:
                     timings_ms=timings)
 
 
-def compare_with_torch(checkpoint: str | Path, directory: str | Path, clips: list,
-                       text: str = "I can't believe you did that.") -> float:
-    """The largest difference between the ONNX and the PyTorch float32 probabilities over the
-    clips, each heard alone and with `text` (then every answer: both, voice only, words only)."""
-    from .predict import EmotionRecognizer
-    reference = EmotionRecognizer(checkpoint, asr="none", device="cpu", precision="float32")
-    onnx = OnnxRecognizer(directory, asr="none")
-    worst = 0.0
-    for clip in clips:
-        for words in ("", text):
-            a, b = reference.predict(clip, words or None, use_asr=False), onnx.predict(clip, words)
-            pairs = [(a.probabilities, b["probabilities"])] + [(a.answers[m], b["answers"][m]) for m in a.answers]
-            worst = max(worst, *(abs(p[k] - q[k]) for p, q in pairs for k in p))
-    return worst
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.onnx_backend", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--onnx", required=True, help="directory written by python -m mgcma.export")

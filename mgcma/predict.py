@@ -27,10 +27,11 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
-from .model import MGCMAOutput, n_hidden_states
+from .encoders import n_hidden_states
+from .model import MGCMAOutput
 from .ensemble import (StackedHeads, answer_together, load_members, member_directories, read_threshold, share_encoders,
                        split_members, together_config)
-from .normalise import STATS_FILE, SpeechMean, layer_frames, load_means, shift
+from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .precision import PRECISIONS, set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
@@ -188,7 +189,7 @@ class EmotionRecognizer:
         """The emotion of one clip. Without text the ASR writes it (use_asr=False: the voice alone
         answers). A two-modality model also answers from the voice only and the words only.
         `reference`: unlabeled speech of the same speaker or session; the voice is heard relative
-        to it (mgcma/normalise.py); `calm_reference`: it is an enrolment of calm speech. It needs the
+        to it (mgcma/speaker_means.py); `calm_reference`: it is an enrolment of calm speech. It needs the
         checkpoint's training means (speech_stats.npz)."""
         start = time.perf_counter()
         wave, notes = self.load(audio)
@@ -269,7 +270,7 @@ class EmotionRecognizer:
         """-> ({"both" | "speech" | "text": output}, tokens, their character offsets in text).
         The encoders run once (`speech`: features and mask the shared ASR pass already computed), and
         every head on their outputs; each answer hides the other modality with its mask.
-        `speech_shift`: of each layer (normalise.shift), which each head mixes (MGCMA.mixed_shift)."""
+        `speech_shift`: of each layer (speaker_means.shift), which each head mixes (MGCMA.mixed_shift)."""
         inputs, words, offsets = {}, [], []
         layer_shift = None if speech_shift is None else speech_shift.to(self.device)
         dtype = torch.bfloat16 if self.device.startswith("cuda") else None

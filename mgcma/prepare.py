@@ -2,7 +2,7 @@
 
   python -m mgcma.prepare iemocap IEMOCAP_ROOT --out manifest.csv
   python -m mgcma.prepare ravdess DIR --out ravdess.csv [--classes 4|8] [--test-actors 19-24]
-  python -m mgcma.prepare emodb|emovo DIR --out M.csv [--classes 4|all] [--test-speakers S1,S2] [--split train]
+  python -m mgcma.prepare emodb|emovo|nemo DIR --out M.csv [--classes 4|all] [--test-speakers S1,S2] [--split train]
   python -m mgcma.prepare folder DIR --out M.csv --label-from parent|grandparent|stem|regex:PATTERN
                           [--speaker-from ...] [--label-map W=angry,F=happy] [--transcribe]
   python -m mgcma.prepare goemotions DIR --out goemotions.csv

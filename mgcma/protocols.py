@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import IEMOCAP_LABELS
 from .data import (check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap, read_manifest,
                    validation_split)
 from .run_files import TrainingError
+from .train_config import TrainConfig
 
-if TYPE_CHECKING:
-    from .train import TrainConfig
 
 log = logging.getLogger("mgcma.train")
 
 
-def load_records(cfg: "TrainConfig"):
+def load_records(cfg: TrainConfig):
     """-> (records, labels) for the configured source."""
     if cfg.data == "synthetic":
         from .synthetic import SyntheticConfig, generate
@@ -58,7 +56,7 @@ def parse_weights(spec: str) -> dict[str, float]:
     return weights
 
 
-def make_folds(cfg: "TrainConfig", records) -> list[tuple[str, list[int], list[int], list[int] | None]]:
+def make_folds(cfg: TrainConfig, records) -> list[tuple[str, list[int], list[int], list[int] | None]]:
     """-> [(test name, train, test, validation or None: drawn from the training speakers)].
     `split`: the manifests' train / validation / test rows, one run. `folds`: leave one group out.
     `corpora`: leave one corpus out (train and select on the others). Every fold is checked to be
@@ -69,7 +67,7 @@ def make_folds(cfg: "TrainConfig", records) -> list[tuple[str, list[int], list[i
     return folds
 
 
-def protocol_folds(cfg: "TrainConfig", records):
+def protocol_folds(cfg: TrainConfig, records):
     protocol = cfg.protocol
     if protocol == "auto":
         protocol = "split" if all(r.split for r in records) else "folds"
@@ -87,7 +85,7 @@ def protocol_folds(cfg: "TrainConfig", records):
     return [("split", train, rows["test"], val)]
 
 
-def train_and_validation(records, indices, cfg: "TrainConfig") -> tuple[list[int], list[int]]:
+def train_and_validation(records, indices, cfg: TrainConfig) -> tuple[list[int], list[int]]:
     """A corpus with validation rows keeps them for selection; each other corpus gives whole
     speakers of its training side, drawn within the corpus so that every corpus is selected on."""
     train, val = [], []

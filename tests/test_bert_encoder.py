@@ -9,7 +9,8 @@ from transformers import BertConfig as HFBertConfig, BertForPreTraining, BertMod
 
 from mgcma.bert_encoder import BertConfig, BertTextEncoder, is_plain_bert, load_bert
 from mgcma.config import EMBEDDED_MINILM, preset
-from mgcma.model import MGCMA, resolve_source
+from mgcma.encoders import resolve_source
+from mgcma.model import MGCMA
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["Kids are talking by the door.", "I can't BELIEVE it!!! Café, déjà vu [SEP] and so on " * 6, "ok", ""]

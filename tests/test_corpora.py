@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "ravdess" / "manifest.csv").is_file(),
                                   reason="../shared/data (your copies of the corpora) is not beside this checkout; "
                                          "the data is never committed")
+needs_nemo = pytest.mark.skipif(not (SHARED / "nemo" / "manifest.csv").is_file(),
+                                reason="your copy of nEMO is not in ../shared/data/nemo (the data is never committed)")
 
 
 def test_original_wav_names_give_labels_actors_and_emobox_folds(tmp_path):
@@ -77,7 +80,7 @@ def acted_fixture(root: Path, rows):
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("corpus", ["emodb", "emovo"])
+@pytest.mark.parametrize("corpus", ["emodb", "emovo", "nemo"])
 def test_acted_corpora_give_speech_only_rows_folded_by_speaker(tmp_path, corpus):
     acted_fixture(tmp_path / corpus, [("a.flac", "s1", "angry"), ("b.flac", "s1", "fearful"),
                                       ("c.flac", "s2", "sad"), ("d.flac", "s3", "neutral")])
@@ -132,7 +135,8 @@ def test_folder_labels_and_speakers_from_a_pattern(tmp_path, capsys):
 
 
 @needs_shared
-@pytest.mark.parametrize("corpus, n, speakers, sad", [("emodb", 278, 10, 22), ("emovo", 336, 6, 84)])
+@pytest.mark.parametrize("corpus, n, speakers, sad", [("emodb", 278, 10, 22), ("emovo", 336, 6, 84),
+                                                     pytest.param("nemo", 1589, 9, 405, marks=needs_nemo)])
 def test_shared_acted_corpora_counts(tmp_path, corpus, n, speakers, sad):
     out = tmp_path / f"{corpus}.csv"
     assert prepare([corpus, str(SHARED / corpus), "--out", str(out)]) == 0
@@ -140,6 +144,19 @@ def test_shared_acted_corpora_counts(tmp_path, corpus, n, speakers, sad):
     assert len(records) == n and len({r.speaker for r in records}) == speakers
     assert sum(r.label == "sad" for r in records) == sad and not any(r.text for r in records)
     assert all(Path(r.path).is_file() for r in records[:5])
+
+
+@needs_nemo
+def test_nemo_test_speakers_are_held_out_whole(tmp_path):
+    """nEMO's counts per class (neutral 405, happy 390, angry 389, sad 405) and two of its nine actors
+    held out: every clip of theirs is test, none of theirs trains."""
+    out = tmp_path / "nemo.csv"
+    assert prepare(["nemo", str(SHARED / "nemo"), "--out", str(out), "--test-speakers", "nemoEB0,nemoMP0"]) == 0
+    records = read_manifest(out)
+    assert Counter(r.label for r in records) == {"neutral": 405, "happy": 390, "angry": 389, "sad": 405}
+    test = {r.speaker for r in records if r.split == "test"}
+    assert test == {"nemoEB0", "nemoMP0"} and {r.split for r in records if r.speaker not in test} == {"train"}
+    assert sum(r.speaker == "nemoMP0" for r in records) == 149     # the one actor with fewer than 180 clips
 
 
 def test_dailydialog_keeps_its_splits_and_can_drop_test_turns_seen_in_train(tmp_path, capsys):

@@ -102,3 +102,19 @@ def test_the_model_card_sits_beside_the_weights_with_its_metadata():
     for needed in ("Training data and licences", "Intended use", "Limits", "Livingstone", "Demszky", "Burkhardt",
                    "Costantini", "research"):
         assert needed in text
+
+
+def test_the_four_real_examples_are_answered_as_before_the_house_was_reordered(recognizer):
+    """tests/data/example_answers.json: every answer (voice and words, voice only, words only) of the
+    four real example clips, with their words and without, from the commit before the modules were
+    moved (7e2d38c). The same label, and the same probabilities to float precision."""
+    import json
+    expected = json.loads((Path(__file__).parent / "data" / "example_answers.json").read_text())
+    examples = Path(__file__).resolve().parents[1] / "app" / "examples"
+    for key, before in expected.items():
+        clip, _, text = key.partition("|")
+        now = recognizer.predict(examples / clip, text or None, use_asr=False)
+        assert now.label == before["label"], key
+        assert now.probabilities == pytest.approx(before["probabilities"], abs=1e-4), key
+        for modality, probabilities in before["answers"].items():
+            assert now.answers[modality] == pytest.approx(probabilities, abs=1e-4), (key, modality)

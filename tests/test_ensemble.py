@@ -10,7 +10,7 @@ from mgcma.checkpoint import save_model
 from mgcma.config import preset
 from mgcma.ensemble import ENSEMBLE_FILE, StackedHeads, main as pack
 from mgcma.model import MGCMA
-from mgcma.normalise import SpeechMean, save_means, STATS_FILE
+from mgcma.speaker_means import SpeechMean, save_means, STATS_FILE
 from mgcma.predict import EmotionRecognizer, InputError
 
 ROOT = Path(__file__).resolve().parents[1]

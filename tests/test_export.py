@@ -12,7 +12,8 @@ from mgcma.checkpoint import CheckpointError, load_tokenizer, save_model
 from mgcma.config import preset
 from mgcma.export import export
 from mgcma.model import MGCMA
-from mgcma.onnx_backend import OnnxRecognizer, compare_with_torch, log_mel
+from mgcma.export import compare_with_torch
+from mgcma.onnx_backend import OnnxRecognizer, log_mel
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 
 ROOT = Path(__file__).resolve().parents[1]

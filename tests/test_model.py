@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mgcma.config import EMBEDDED_MINILM, preset
-from mgcma.model import MGCMA, build_encoder, resolve_source
+from mgcma.encoders import build_encoder, resolve_source
+from mgcma.model import MGCMA
 
 
 def make_model(seed=0, **overrides):

@@ -8,7 +8,8 @@ from mgcma.checkpoint import load_model, save_model, stored_state
 from mgcma.config import EMBEDDED_MINILM, preset
 from mgcma.model import MGCMA
 from mgcma.steps import FeatureCache, model_inputs
-from mgcma.train import TrainConfig, frozen_caches, train
+from mgcma.train import frozen_caches, train
+from mgcma.train_config import TrainConfig
 
 LENGTHS = [16000, 9000, 12000]
 

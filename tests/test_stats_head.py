@@ -12,7 +12,7 @@ from mgcma.config import preset
 from mgcma.ensemble import main as pack
 from mgcma.export import export
 from mgcma.model import MGCMA
-from mgcma.onnx_backend import compare_with_torch
+from mgcma.export import compare_with_torch
 from mgcma.predict import EmotionRecognizer
 from mgcma.stats_head import (C_GRID, StatsHead, StatsHeadConfig, TrainingSet, candidate_layers, main as stats_head_cli, mix_into,
                               pooled_statistics, train_stats_head)

@@ -4,7 +4,7 @@ import torch
 from transformers import AutoTokenizer
 
 from mgcma.config import EMBEDDED_MINILM
-from mgcma.model import resolve_source
+from mgcma.encoders import resolve_source
 from mgcma.text_tokenizer import TextTokenizer
 
 TEXTS = ["Kids are talking by the door.", "", "I can't BELIEVE it!!! Ünïcode café [SEP] more " * 10,

@@ -14,7 +14,9 @@ from safetensors.torch import load_file
 
 from mgcma.checkpoint import load_model
 from mgcma.data import read_manifest, write_manifest
-from mgcma.train import TrainConfig, TrainingError, train
+from mgcma.run_files import TrainingError
+from mgcma.train import train
+from mgcma.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
