@@ -16,10 +16,6 @@ import numpy as np
 
 from mgcma.data import same_text
 
-METRIC_KEYS = ("r_at_1", "r_at_5", "mean_rank", "pair_distance", "random_distance", "modality_gap",
-               "silhouette_speech", "silhouette_text", "knn_purity_speech", "knn_purity_text")
-
-
 def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 

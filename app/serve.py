@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # figures are drawn off screen; named here, matplotlib need not import pyplot to find its backend
-# when Gradio asks for it around every request (0.26 s of the first one)
+# when Gradio asks for it around every request
 os.environ.setdefault("MPLBACKEND", "agg")
 
 from mgcma.app.gradio_import import skip_stub_writing  # noqa: E402
@@ -20,9 +20,8 @@ from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_a
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives each new thread its own malloc arena, and the server's worker threads then grow
-    its memory by tens of MB with every burst of concurrent users (measured: +30 MB a burst of 80
-    requests, not levelling off after 7 bursts; with 2 arenas it levels off after the first).
-    Elsewhere than Linux/glibc this does nothing."""
+    its memory by tens of MB with every burst of concurrent users, without levelling off; with 2
+    arenas it levels off after the first burst. Elsewhere than Linux/glibc this does nothing."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-8, arenas)   # -8: M_ARENA_MAX
     except (OSError, AttributeError):

@@ -22,7 +22,7 @@ class ASRError(RuntimeError):
 def torch_threads_kept():
     """CTranslate2 sets the process's OpenMP thread count to its own `intra_threads` when a model
     loads, and PyTorch reads that count: after a 1-thread decoder the Whisper encoder ran on one
-    core of two (145 ms for 5 s instead of 87). Restore PyTorch's count after loading."""
+    core of two. Restore PyTorch's count after loading."""
     torch = sys.modules.get("torch")   # not imported (the ONNX backend): nothing to keep
     if torch is None:
         yield

@@ -13,6 +13,7 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16000
+N_FFT, HOP_LENGTH = 400, 160   # Whisper's log-mel front end: 25-ms windows every 10 ms
 ACCEPTED = "WAV, FLAC, OGG or MP3 speech, 0.1 s or longer"
 
 

@@ -57,7 +57,7 @@ def telephone(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def room(p: float):
     """A simulated room by the image-source method alone: pyroomacoustics' ray tracer draws from a
     generator of its own that no seed reaches (the same seed gave a different room every time), and
-    costs 255 ms a clip against 11."""
+    is far slower."""
     from audiomentations import RoomSimulator
     return RoomSimulator(leave_length_unchanged=True, use_ray_tracing=False, p=p)
 

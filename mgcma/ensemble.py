@@ -102,8 +102,8 @@ def own_tensors(head: MGCMA) -> dict:
 class StackedHeads:
     """Heads of one architecture run as one: each head's own parameters (not the shared encoders')
     stacked along a new first axis and the first head's forward vectorised over it (torch.func.vmap).
-    The same outputs as calling each head (float rounding apart), in fewer and larger operations:
-    five heads on a 2-s clip, voice only, 23 ms against 37 (docs/performance.md)."""
+    The same outputs as calling each head (float rounding apart), in fewer and larger operations
+    (the time saved: docs/performance.md)."""
 
     def __init__(self, heads: list[MGCMA]):
         import torch

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .asr import ASRError
-from .audio import AudioError
+from .audio import SAMPLE_RATE, AudioError
 from .augment import degrade
 from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
@@ -136,7 +136,7 @@ def load_degraded(recognizer, record, records, condition: str, seed: int):
         return record.path
     wave, _ = recognizer.load_raw(record.path)
     babble = [r.path for r in records if r.path and r.speaker != record.speaker][:200]
-    return (16000, degrade(wave, condition, seed, babble))
+    return (SAMPLE_RATE, degrade(wave, condition, seed, babble))
 
 
 def words_of(recognizer, record, text_from: str, heard=None) -> str:

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
+from .audio import HOP_LENGTH as HOP, N_FFT, SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import calibrated, top_two
 from .config import ModelConfig
 from .ensemble import member_directories, read_threshold, split_members
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 
-N_FFT, HOP = 400, 160
 MEL_FILTERS = "mel_filters.npy"
 
 

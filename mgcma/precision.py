@@ -6,9 +6,8 @@ Whisper's and MiniLM's matrix products then run mostly in int8. MGCMA's own modu
 alignment, classifier) are small and stay float32. Training never sees int8; it is an inference
 choice, like the ASR's int8 decoder.
 
-On the bundled default it is not the default: it saves a fifth of the Whisper encoder's time (20 ms
-of a 5-s request) and holds RAVDESS 19-24's UA, but costs 1.2 points on EMOVO in the
-leave-one-corpus-out table (docs/performance.md, `int8_ua_delta` in `python -m benchmarks`).
+On the bundled default it is not the default: what it saves and what it costs in accuracy are
+measured in docs/performance.md (`int8_ua_delta` in `python -m benchmarks`).
 """
 from __future__ import annotations
 
@@ -30,9 +29,8 @@ def check_precision(precision: str, device: str) -> None:
 
 def quantised_layers(encoder: nn.Module) -> set[str]:
     """The Linear layers worth int8: all but the MLPs' down-projections (4d -> d), whose inputs
-    (after the GELU) have outliers that per-batch activation scales cannot hold. Quantising those
-    too drifted Whisper base's last layer to a cosine of 0.984 with float32 (0.995 without them), for
-    5 ms of 67 on a 5-s clip."""
+    (after the GELU) have outliers that per-batch activation scales cannot hold: quantising those too
+    drifts the last layer away from float32 for little time saved (docs/performance.md#int8)."""
     return {name for name, m in encoder.named_modules() if isinstance(m, nn.Linear) and m.in_features <= m.out_features}
 
 

@@ -289,7 +289,7 @@ class EmotionRecognizer:
                 text_mask = enc["attention_mask"].bool().to(self.device)
                 inputs["text_features"] = self.model.encode_text(enc["input_ids"].to(self.device), text_mask)
                 inputs["text_mask"] = text_mask
-            elif self.config.uses_text:   # no words: MiniLM has nothing to read (saves 10 ms a live hop)
+            elif self.config.uses_text:   # no words: MiniLM has nothing to read
                 width = self.model.text_encoder.config.hidden_size
                 inputs["text_features"] = torch.zeros(1, 1, width, device=self.device)
                 inputs["text_mask"] = torch.zeros(1, 1, dtype=torch.bool, device=self.device)

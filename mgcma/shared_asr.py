@@ -30,7 +30,9 @@ from safetensors.torch import load_file, save_file
 
 from .asr import torch_threads_kept
 from .checkpoint import atomic_write, weights_checksum
-from .whisper_encoder import CLIP_SAMPLES, WHISPER_BASE, WHISPER_TINY_EN, cache_dir, embedded_whisper_dir, log_mel
+from .audio import SAMPLE_RATE
+from .config import WHISPER_BASE, WHISPER_TINY_EN
+from .whisper_encoder import CLIP_SAMPLES, cache_dir, embedded_whisper_dir, log_mel
 
 
 @dataclass
@@ -41,8 +43,7 @@ class SharedASRConfig:
     language: str = "en"
     max_compression: float = 2.4    # above it the transcript is a loop: transcribe the standard way
     min_log_prob: float = -1.0      # below it (mean per token) the decoder is unsure: the same (faster-whisper's thresholds)
-    decoder_threads: int = 1        # CPU threads of the decoder: its small steps lose more to threading than
-                                    # they gain (5 s clip, 2 cores: 264 ms with 1 thread, 368 with CTranslate2's default)
+    decoder_threads: int = 1        # CPU threads of the decoder: its small steps lose more to threading than they gain
 
 
 def compression_ratio(text: str) -> float:
@@ -155,7 +156,7 @@ class SharedWhisperASR:
             audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)).to(device)[None]
             encoded.append(self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool)))
         frames = self.decoder_input([features for features, _ in encoded])
-        limits = [int(10 + self.config.tokens_per_second * len(wave) / 16000) for wave in waves]   # tokens
+        limits = [int(10 + self.config.tokens_per_second * len(wave) / SAMPLE_RATE) for wave in waves]   # tokens
         # greedy; a loop stops soon (CTranslate2 stopped Whisper's loops at half of max_length here: hence 2x)
         results = self.decode(frames, 1, 2 * max(limits) + len(self.prompt))
         again = [i for i, ((text, log_prob, n), limit) in enumerate(zip(results, limits))

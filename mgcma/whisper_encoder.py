@@ -30,12 +30,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from .config import WHISPER_BASE, WHISPER_TINY_EN
 from .ct2 import dequantize, read_model_bin
 
-WHISPER_TINY_EN = "embedded:whisper-tiny.en"
-WHISPER_BASE = "embedded:whisper-base"
 MODEL_TYPE = "whisper-encoder"
-N_FFT, HOP_LENGTH, SAMPLE_RATE = 400, 160, 16000
 CLIP_SAMPLES = 30 * SAMPLE_RATE   # openai-whisper's window
 
 

@@ -6,6 +6,7 @@ from mgcma import ablate
 from mgcma.model import MGCMA
 
 
+@pytest.mark.slow
 def test_seeds_x_folds_table_with_paired_test_and_one_encoder_pass_per_clip(tiny_corpus, tmp_path, monkeypatch):
     encoded = []
     original = MGCMA.encode_speech

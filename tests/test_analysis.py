@@ -99,6 +99,7 @@ def fake_embeddings(n=60, d=16, seed=0, aligned=True):
     return Embeddings(speech=speech, text=text, labels=labels, predicted=labels)
 
 
+@pytest.mark.slow
 def test_figure3_panels_share_axes_and_numbers_back_the_picture():
     panels = {"aligned": fake_embeddings(), "not aligned": fake_embeddings(aligned=False)}
     fig, metrics, coords = figure3(panels)
@@ -113,6 +114,7 @@ def test_figure3_panels_share_axes_and_numbers_back_the_picture():
     assert len(figure3_plotly(panels, coords).data) == 16
 
 
+@pytest.mark.slow
 def test_a_reference_utterance_lands_on_its_own_point(tmp_path):
     emb = fake_embeddings(n=80)
     ref = ReferenceMap.build(emb)
@@ -143,6 +145,7 @@ def run_analysis(*args):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_commands_write_png_and_html(test_checkpoint, tiny_corpus, tmp_path):
     clip = read_manifest(tiny_corpus)[1]
     run_analysis("figure3", "--checkpoint", test_checkpoint, "--name", "test", "--data", tiny_corpus, "--out", tmp_path)
@@ -206,6 +209,7 @@ def test_figure3_leaves_a_blank_panel_where_a_module_is_off():
     assert any("no such space" in ax.get_title() for ax in fig.axes)
 
 
+@pytest.mark.slow
 def test_ablation_command_writes_the_table_its_record_and_bars(tiny_corpus, tmp_path):
     from mgcma import ablate
     runs = tmp_path / "runs"

@@ -24,6 +24,7 @@ def client(running_app):
     return Client(running_app[1], verbose=False)
 
 
+@pytest.mark.slow
 def test_a_clip_with_its_text(client):
     result = client.predict(handle_file(str(HAPPY)), "I just got the job, this is wonderful news.", api_name="/predict")
     assert result["label"] in LABELS
@@ -32,6 +33,7 @@ def test_a_clip_with_its_text(client):
     assert isinstance(result["w2"], float)
 
 
+@pytest.mark.slow
 def test_a_clip_without_text_is_transcribed(client):
     result = client.predict(handle_file(str(HAPPY)), "", api_name="/predict")
     assert result["label"] in LABELS and result["transcript_source"] == "asr"
@@ -40,6 +42,7 @@ def test_a_clip_without_text_is_transcribed(client):
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_ui_endpoint_returns_label_and_three_figures(client):
     label, transcript, heatmap, gaussians, umap, summary = client.predict(
         handle_file(str(HAPPY)), "I just got the job", api_name="/analyse")
@@ -55,6 +58,7 @@ def top(probabilities: dict) -> str:
                                         (HAPPY, "I just got the job, this is wonderful news."),
                                         (HAPPY, "Everything is ruined and I hate all of you."),
                                         (SAD, "They cancelled everything without telling anyone.")])
+@pytest.mark.slow
 def test_the_summary_shows_the_three_answers_and_calls_out_a_disagreement(client, clip, text):
     answers = client.predict(handle_file(str(clip)), text, api_name="/predict")["answers"]
     *_, summary = client.predict(handle_file(str(clip)), text, api_name="/analyse")
@@ -88,6 +92,7 @@ def test_answers_markdown_names_each_answer_and_only_a_real_disagreement():
     assert "**voice only**: angry (70 %)" in unsure
 
 
+@pytest.mark.slow
 def test_bad_input_gets_a_message_and_the_server_lives_on(client, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"definitely not audio" * 20)
@@ -96,6 +101,7 @@ def test_bad_input_gets_a_message_and_the_server_lives_on(client, tmp_path):
     assert client.predict(handle_file(str(HAPPY)), "hello", api_name="/predict")["label"] in LABELS
 
 
+@pytest.mark.slow
 def test_cli_gives_the_same_label_as_the_app(client):
     text = "They cancelled everything without telling anyone."
     app_result = client.predict(handle_file(str(SAD)), text, api_name="/predict")
@@ -106,6 +112,7 @@ def test_cli_gives_the_same_label_as_the_app(client):
     assert cli_result["probabilities"] == pytest.approx(app_result["probabilities"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_long_recording_api_gives_one_segment_per_utterance(client, tmp_path):
     figure, table, choice = client.predict(handle_file(str(long_recording(tmp_path / "long.wav"))), api_name="/segments")
     assert len(table["data"]) == 3

@@ -37,6 +37,7 @@ def broken_app(test_checkpoint):
     demo.close()
 
 
+@pytest.mark.slow
 def test_a_recogniser_that_raises_gives_a_message_and_the_server_lives(broken_app):
     _, client = broken_app
     for endpoint in ("/transcribe", "/predict"):
@@ -47,6 +48,7 @@ def test_a_recogniser_that_raises_gives_a_message_and_the_server_lives(broken_ap
     assert result["transcript"] == "typed words instead" and result["transcript_source"] == "user"
 
 
+@pytest.mark.slow
 def test_no_audio_at_all_is_explained(broken_app):
     app, _ = broken_app
     with pytest.raises(gr.Error, match="no audio"):
@@ -55,6 +57,7 @@ def test_no_audio_at_all_is_explained(broken_app):
         app.analyse_long(None)
 
 
+@pytest.mark.slow
 def test_transcribe_endpoint_writes_the_words(running_app):
     text = Client(running_app[1], verbose=False).predict(handle_file(str(HAPPY)), api_name="/transcribe")
     assert word_error_rate("I just got the job, this is wonderful news.", text) <= 0.3
@@ -84,6 +87,7 @@ def test_device_cuda_without_a_gpu_is_refused_clearly(test_checkpoint):
     assert done.returncode == 1 and "no CUDA GPU" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_choosing_a_segment_of_the_timeline_explains_that_utterance(broken_app, tmp_path):
     app, _ = broken_app
     clips = [sf.read(p, dtype="float32")[0] for p in sorted((ROOT / "app" / "examples").glob("*.wav"))[:3]]

@@ -186,6 +186,7 @@ def test_dailydialog_keeps_its_splits_and_can_drop_test_turns_seen_in_train(tmp_
     assert texts[("train", "happy")] == "I am so happy! [SEP] Hello there." and texts[("train", "neutral")] == "Hello there."
 
 
+@pytest.mark.slow
 @needs_shared
 def test_shared_dailydialog_counts(tmp_path):
     out = tmp_path / "dd.csv"

@@ -52,6 +52,8 @@ def words_answers(recognizer, texts: list[str], batch: int = 128) -> list[list[f
     return answers
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 def test_batched_words_answers_are_the_single_ones(recognizer):
     texts = ["I can't believe you did that!", "ok", "This is the best day of my life, thank you all so much."]
     for text, batched in zip(texts, words_answers(recognizer, texts)):
@@ -59,6 +61,8 @@ def test_batched_words_answers_are_the_single_ones(recognizer):
         assert batched == pytest.approx(alone, abs=1e-4)
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 @needs("ravdess")
 def test_default_hears_held_out_ravdess_actors(recognizer):
     """Actors 19-24 never trained or selected the default; true transcripts, as the model card's figure."""
@@ -72,6 +76,8 @@ def test_default_hears_held_out_ravdess_actors(recognizer):
     assert min(both["recall"].values()) >= 0.6, both       # no class given up
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 @needs("goemotions")
 def test_default_reads_goemotions_test_comments(recognizer):
     with open(SHARED / "goemotions" / "test.csv", newline="", encoding="utf-8") as f:
@@ -83,6 +89,8 @@ def test_default_reads_goemotions_test_comments(recognizer):
     assert m["UA"] >= FLOORS["goemotions"], m
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 def test_the_default_is_five_heads_and_a_voice_statistics_head(recognizer):
     """The model card's recipe: five seeds, their mean calibrated probabilities, ensemble.json's
     threshold, and the statistics of Whisper's block 3 taking half of every answer that hears the voice."""
@@ -104,6 +112,8 @@ def test_the_model_card_sits_beside_the_weights_with_its_metadata():
         assert needed in text
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 def test_the_four_real_examples_are_answered_as_before_the_house_was_reordered(recognizer):
     """tests/data/example_answers.json: every answer (voice and words, voice only, words only) of the
     four real example clips, with their words and without, from the commit before the modules were

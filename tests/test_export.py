@@ -39,6 +39,7 @@ def test_numpy_log_mel_is_whispers():
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
     checkpoint, onnx = small_export
     clips = [np.random.default_rng(s).normal(0, 0.1, n).astype(np.float32) for s, n in ((0, 8000), (1, 51234))]
@@ -47,6 +48,7 @@ def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
     assert compare_with_torch(checkpoint, onnx, [(16000, c) for c in clips], text=words) < 1e-4
 
 
+@pytest.mark.slow
 def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
     """Two heads over one random encoder pair, packed (mgcma/ensemble.py) and exported: the ONNX
     answers are the PyTorch ensemble's (which is the mean of its heads: tests/test_ensemble.py)."""
@@ -83,11 +85,13 @@ def default_export(tmp_path_factory):
     return export(DEFAULT_CHECKPOINT, tmp_path_factory.mktemp("default-onnx"))
 
 
+@pytest.mark.slow
 def test_default_onnx_equals_pytorch_on_real_clips(default_export):
     assert len(REAL) >= 4
     assert compare_with_torch(DEFAULT_CHECKPOINT, default_export, REAL) < 1e-3
 
 
+@pytest.mark.slow
 def test_onnx_backend_runs_without_torch(default_export):
     """The backend and its CLI import neither torch nor transformers."""
     code = ("import sys, json; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
@@ -100,6 +104,7 @@ def test_onnx_backend_runs_without_torch(default_export):
     assert result["transcript"] == "hello there" and sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_cli_runs_the_export_and_refuses_what_it_cannot(default_export, capsys):
     from mgcma.predict import main
     args = ["--backend", "onnx", "--checkpoint", str(default_export), "--audio", str(REAL[0]), "--asr", "none"]

@@ -25,6 +25,7 @@ print(box.preprocess("calm"))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skip", [True, False])
 def test_components_work_and_no_stub_is_written_only_when_skipped(tmp_path, skip):
     """Gradio writes a .pyi beside every component class it meets, a user's own too: the

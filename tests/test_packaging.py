@@ -52,6 +52,7 @@ def test_the_wheel_installs_one_name_mgcma_with_the_model_examples_and_scripts(w
     assert not any(n.startswith(("tests/", "data/", "runs/")) for n in names)
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_answers_from_outside_the_checkout_with_its_bundled_model(wheel, tmp_path):
     """Installed (here into a folder of its own, its dependencies those of this environment), run
     from elsewhere: mgcma-predict finds the model inside the package, with no path given."""

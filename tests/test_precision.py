@@ -27,6 +27,7 @@ def recognizers():
     return {p: EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu", precision=p) for p in ("float32", "int8")}
 
 
+@pytest.mark.slow
 def test_int8_encoders_give_the_labels_of_float32(recognizers):
     clips = real_clips()
     assert len(clips) >= 4

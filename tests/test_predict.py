@@ -112,6 +112,7 @@ def run_predict(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_prints_json(test_checkpoint):
     done = run_predict("--checkpoint", test_checkpoint, "--audio", EXAMPLE, "--text", "hello there", "--asr", "none", "--json")
     assert done.returncode == 0, done.stderr
@@ -124,6 +125,7 @@ def test_cli_prints_json(test_checkpoint):
     (lambda p: p.write_bytes(b"not audio" * 50), "not a readable audio file"),
     (lambda p: sf.write(p, np.zeros(16000, np.float32), 16000), "silent"),
 ])
+@pytest.mark.slow
 def test_cli_bad_input_exits_non_zero_with_one_line(test_checkpoint, tmp_path, make, message):
     path = tmp_path / "bad.wav"
     make(path)

@@ -71,6 +71,7 @@ def cli(path, text):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_input_gets_a_clear_message_from_app_and_cli(client, tmp_path, name):
     maker, words = BAD[name]
@@ -82,6 +83,7 @@ def test_bad_input_gets_a_clear_message_from_app_and_cli(client, tmp_path, name)
     assert done.returncode == 1 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(GOOD_VARIANTS))
 def test_unusual_but_valid_input_is_answered(client, tmp_path, name):
     maker, text, note = GOOD_VARIANTS[name]
@@ -159,6 +161,7 @@ def app_process():
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_load_16_users_5_requests_each_with_bounded_memory(app_process):
     """200 requests in all: 10 alone, 16 concurrent users x 5, again, then the rest. The first burst
     sets the allocator's working set (one arena per thread: growth that plateaus, not a leak); from

@@ -66,6 +66,7 @@ def test_too_long_a_recording_is_refused_with_the_limit(long_recording):
         list(speech_segments(long_recording[0], SegmentConfig(max_seconds=5)))
 
 
+@pytest.mark.slow
 def test_predict_cli_prints_one_labelled_segment_per_utterance(long_recording, test_checkpoint):
     path, spans = long_recording
     proc = subprocess.run([sys.executable, "-m", "mgcma.predict", "--checkpoint", str(test_checkpoint), "--asr", "none",

@@ -115,6 +115,7 @@ def test_every_answer_that_hears_the_voice_takes_the_heads_share(model_and_stats
     assert b.answers["both"] != pytest.approx(a.answers["both"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_the_onnx_export_carries_the_statistics_head(model_and_stats, tmp_path):
     root, _ = model_and_stats
     onnx = export(root / "both", tmp_path / "onnx")
@@ -162,6 +163,7 @@ def test_the_command_never_trains_on_test_rows(model_and_stats, tiny_corpus, tmp
     assert json.loads((tmp_path / "clean" / "stats_head.json").read_text())["trained_on"][0].endswith("clips")
 
 
+@pytest.mark.slow
 def test_the_command_hears_the_microphone_and_codec_views_it_is_asked_for(model_and_stats, tiny_corpus, tmp_path):
     """--augment-colour / --augment-codec change the augmented views it learns from, and keep their own cache."""
     root, _ = model_and_stats

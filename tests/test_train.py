@@ -33,6 +33,7 @@ def quick(corpus, out, **kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_two_fold_run_writes_every_file_and_honest_metrics(corpus, tmp_path):
     summary = train(quick(corpus, tmp_path / "run", folds="0,1"))
     for k in (0, 1):
@@ -54,6 +55,7 @@ def test_two_fold_run_writes_every_file_and_honest_metrics(corpus, tmp_path):
     assert "test UA" in (tmp_path / "run" / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_the_test_fold_never_influences_model_selection(corpus, tmp_path):
     """Scrambling the test fold's labels must change nothing but the test score."""
     records = read_manifest(corpus)
@@ -90,6 +92,7 @@ def split_into_corpora(corpus, folder: Path, scramble: str | None = None) -> str
     return ",".join(paths)
 
 
+@pytest.mark.slow
 def test_leave_one_corpus_out_never_trains_or_selects_on_the_held_out_corpus(corpus, tmp_path):
     """Fold 0 holds out corpus "one" (sorted: one, three, two): scrambling its labels changes its test score only."""
     runs = {}
@@ -166,6 +169,7 @@ def test_training_learns_a_learnable_toy_set_well_above_chance(tmp_path):
     assert summary["UA_mean"] >= 0.75, summary["folds"]
 
 
+@pytest.mark.slow
 def test_validation_labels_move_the_temperature(corpus, tmp_path):
     """The other half of "fitted on validation only": what validation says does change it."""
     from mgcma.data import validation_split
@@ -225,6 +229,7 @@ runpy.run_module("mgcma.train", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_same_final_weights(corpus, tmp_path):
     """The trainer is killed after its second epoch's state is saved, whatever the machine's speed:
     a launcher marks each save and holds the process there (no timing window)."""
@@ -263,6 +268,7 @@ def test_corrupt_resume_state_is_reported(corpus, tmp_path):
         train(quick(corpus, tmp_path / "run", folds="0", epochs=1, resume=True))
 
 
+@pytest.mark.slow
 def test_accelerate_two_cpu_processes_train_and_write_one_checkpoint(corpus, tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

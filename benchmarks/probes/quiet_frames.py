@@ -12,7 +12,7 @@ import torch
 from mgcma.data import read_manifest
 from mgcma.evaluate import score_records
 from mgcma.predict import EmotionRecognizer
-from mgcma.whisper_encoder import HOP_LENGTH
+from mgcma.audio import HOP_LENGTH
 
 HOP = 2 * HOP_LENGTH   # samples per encoder frame: Whisper's second convolution has stride 2
 
