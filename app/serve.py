@@ -15,7 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "agg")
 
 from mgcma.app.gradio_import import skip_stub_writing  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, add_precision_argument  # noqa: E402
+from mgcma.config import DEFAULT_CHECKPOINT, add_precision_argument  # noqa: E402
+from mgcma.predict import EmotionRecognizer  # noqa: E402
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -13,6 +13,12 @@ from pathlib import Path
 IEMOCAP_LABELS = ["neutral", "happy", "angry", "sad"]
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 WHISPER_TINY_EN, WHISPER_BASE = "embedded:whisper-tiny.en", "embedded:whisper-base"
+PRECISIONS = ("float32", "int8")   # of the pretrained encoders at inference (mgcma/precision.py)
+# the bundled models: in a checkout checkpoints/ sits beside this package; installed, it is inside it
+CHECKPOINTS = next((d for d in (Path(__file__).resolve().parent / "checkpoints", Path(__file__).resolve().parents[1] / "checkpoints")
+                    if d.is_dir()), Path(__file__).resolve().parents[1] / "checkpoints")
+DEFAULT_CHECKPOINT = CHECKPOINTS / "default"      # real voices (RAVDESS, EmoDB, EMOVO, GoEmotions)
+SYNTHETIC_CHECKPOINT = CHECKPOINTS / "synthetic"  # the eSpeak corpus, for alignment analysis
 POSITIVES = ("pair", "text", "label")
 
 
@@ -185,3 +191,10 @@ def preset(name: str, **overrides) -> ModelConfig:
 
 
 PRESETS = ("paper", "whisper-tiny", "whisper-base", "tiny", "test", "test-whisper")
+
+
+def add_precision_argument(parser) -> None:
+    """--precision for the commands that run the bundled encoders."""
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="of the pretrained encoders: float32, or int8 on the CPU (faster encoders, 1-3 UA points "
+                             "lower on unheard corpora: docs/performance.md)")

@@ -32,7 +32,8 @@ from .checkpoint import CheckpointError
 from .data import ManifestError, read_manifest
 from .metrics import classification_metrics
 from .speaker_means import SpeechMean
-from .predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError, add_precision_argument
+from .config import DEFAULT_CHECKPOINT, add_precision_argument
+from .predict import EmotionRecognizer, InputError
 from .steps import confidence_scores
 
 

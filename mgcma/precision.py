@@ -16,7 +16,8 @@ import warnings
 import torch
 import torch.nn as nn
 
-PRECISIONS = ("float32", "int8")
+from .config import PRECISIONS
+
 
 
 def check_precision(precision: str, device: str) -> None:

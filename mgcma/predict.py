@@ -32,15 +32,11 @@ from .model import MGCMAOutput
 from .ensemble import (StackedHeads, answer_together, load_members, member_directories, read_threshold, share_encoders,
                        split_members, together_config)
 from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
-from .precision import PRECISIONS, set_precision
+from .config import DEFAULT_CHECKPOINT, add_precision_argument
+from .precision import set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
 
-# the bundled models: in a checkout checkpoints/ sits beside this package; installed, it is inside it
-CHECKPOINTS = next((d for d in (Path(__file__).resolve().parent / "checkpoints", Path(__file__).resolve().parents[1] / "checkpoints")
-                    if d.is_dir()), Path(__file__).resolve().parents[1] / "checkpoints")
-DEFAULT_CHECKPOINT = CHECKPOINTS / "default"      # real voices (RAVDESS, EmoDB, EMOVO, GoEmotions)
-SYNTHETIC_CHECKPOINT = CHECKPOINTS / "synthetic"  # the eSpeak corpus, for alignment analysis
 MAX_TEXT_CHARS = 2000
 
 
@@ -383,12 +379,6 @@ def main(argv=None) -> int:
         for note in result.warnings:
             print(f"note: {note}")
     return 0
-
-
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
-                        help="of the pretrained encoders: float32, or int8 on the CPU (faster encoders, 1-3 UA points "
-                             "lower on unheard corpora: docs/performance.md)")
 
 
 def print_segments(recognizer, args) -> int:

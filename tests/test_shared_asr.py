@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from mgcma.asr import ASRError, FasterWhisperASR, word_error_rate
-from mgcma.predict import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT, EmotionRecognizer
+from mgcma.config import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT
+from mgcma.predict import EmotionRecognizer
 from mgcma.shared_asr import SharedWhisperASR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
