@@ -136,7 +136,8 @@ def record(page, component: str, seconds: float) -> None:
     audio.get_by_text("Stop").first.wait_for(timeout=30_000)   # recording has started
     page.wait_for_timeout(int(1000 * seconds))
     audio.get_by_text("Stop").first.click()
-    audio.locator("audio").first.wait_for(state="attached", timeout=60_000)
+    # the take has reached the server once its download link points there (a blob: URL before)
+    audio.locator("a.download-link[href*='gradio_api/file=']").first.wait_for(state="attached", timeout=60_000)
 
 
 def test_browser_two_microphone_takes_are_each_answered_with_their_own_words(running_app, tmp_path):
