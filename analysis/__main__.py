@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mgcma.checkpoint import load_model, load_tokenizer  # noqa: E402
-from mgcma.data import leave_one_group_out, read_manifest  # noqa: E402
+from mgcma.data.records import leave_one_group_out, read_manifest  # noqa: E402
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402

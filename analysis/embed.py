@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mgcma.data import BucketSampler, Collator, Utterance, UtteranceDataset
+from mgcma.data.records import Utterance
+from mgcma.data.batching import BucketSampler, Collator, UtteranceDataset
 
 
 @dataclass

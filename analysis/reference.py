@@ -69,7 +69,7 @@ def w2_reference(embeddings, seed: int = 0, per_clip: int = 20) -> tuple[np.ndar
     """W2 of every reference clip's own speech-text pair, and of `per_clip` mismatched pairs per clip
     (a different transcript: on a corpus of repeated sentences an identical text is no mismatch)."""
     import torch
-    from mgcma.data import same_text
+    from mgcma.data.records import same_text
     from mgcma.losses import w2_distance
     w2 = w2_distance(*(torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in
                        (embeddings.mu_speech, embeddings.sigma_speech, embeddings.mu_text, embeddings.sigma_text))).numpy()

@@ -33,7 +33,7 @@ def report(result: dict, out: Path | None) -> None:
 
 def manifest_records(spec: str) -> list:
     """A prepared manifest's rows: FILE, or FILE:SPLIT for one split of it."""
-    from mgcma.data import read_manifest
+    from mgcma.data.records import read_manifest
     path, _, split = spec.partition(":")
     return [r for r in read_manifest(path) if not split or r.split == split]
 

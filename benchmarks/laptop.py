@@ -109,7 +109,7 @@ def int8_frames(float32: EmotionRecognizer, int8: EmotionRecognizer) -> list[flo
 
 
 def ua_on(recognizer: EmotionRecognizer, manifest: str) -> float | None:
-    from mgcma.data import read_manifest
+    from mgcma.data.records import read_manifest
     from mgcma.evaluate import score_records
     records = [r for r in read_manifest(manifest) if r.split == "test"]
     metrics, _ = score_records(recognizer, records, report=lambda msg: None)

@@ -92,7 +92,7 @@ def bench_long(recognizers: dict, minutes: float) -> dict:
 
 def bench_wer(shared: EmotionRecognizer, standard: FasterWhisperASR, manifest: str, n: int) -> dict:
     """Mean WER over n clips of a manifest (evenly spaced), the shared pass against faster-whisper."""
-    from mgcma.data import read_manifest
+    from mgcma.data.records import read_manifest
     records = [r for r in read_manifest(manifest) if r.has_audio and r.has_text]
     records = records[::max(1, len(records) // n)][:n]
     wer = {"shared_pass": [], "faster_whisper_same_model": []}

@@ -20,7 +20,7 @@ import torch
 
 from mgcma.analysis.word_times import WordTimer
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
-from mgcma.synthetic import ESpeak
+from mgcma.data.synthetic import ESpeak
 
 from .common import report
 

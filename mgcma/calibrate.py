@@ -19,7 +19,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from .checkpoint import CheckpointError, load_model
-from .data import validation_split
+from .data.records import validation_split
 from .protocols import load_records, make_folds
 from .run_files import TrainingError
 from .train import calibrate_on_validation, frozen_caches

@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from .asr import ASRError
 from .audio import SAMPLE_RATE, AudioError
-from .augment import degrade
+from .data.augment import degrade
 from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
-from .data import ManifestError, read_manifest
+from .data.records import ManifestError, read_manifest
 from .metrics import classification_metrics
 from .speaker_means import SpeechMean
 from .config import DEFAULT_CHECKPOINT, add_precision_argument

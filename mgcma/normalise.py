@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .audio import AudioError
-from .data import ManifestError, read_manifest
+from .data.records import ManifestError, read_manifest
 from .predict import EmotionRecognizer, InputError
 from .speaker_means import STATS_FILE, SpeechMean, save_means
 

@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .corpora import (ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_dailydialog, read_folder,
+from .data.corpora import (ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_dailydialog, read_folder,
                       read_goemotions, read_ravdess)
-from .data import read_iemocap, read_manifest, write_manifest
-from .synthetic import SyntheticConfig, generate
+from .data.records import read_iemocap, read_manifest, write_manifest
+from .data.synthetic import SyntheticConfig, generate
 
 
 def fill_transcripts(records, asr_spec: str, every: bool = False):

@@ -196,7 +196,7 @@ def candidate_layers(spec: str | None, n_states: int) -> list[int]:
 
 def collect_statistics(model, records, views: int, augment=None, report_progress=True) -> np.ndarray:
     """(N, views, L, 2D) float32: every clip heard clean (view 0) and through `views` - 1
-    augmentations (mgcma/augment.py, `augment` an AugmentConfig, the heads' training mix by default;
+    augmentations (mgcma/data/augment.py, `augment` an AugmentConfig, the heads' training mix by default;
     babble from the same corpus's other speakers), cleaned as the recogniser cleans a clip, through
     the model's speech encoder."""
     import zlib
@@ -205,7 +205,7 @@ def collect_statistics(model, records, views: int, augment=None, report_progress
     from tqdm import tqdm
 
     from .audio import clean_speech, load_audio
-    from .augment import AugmentConfig, Augmenter
+    from .data.augment import AugmentConfig, Augmenter
     augmenters = {}
     out = None
     for i, r in enumerate(tqdm(records, desc="voice statistics", unit="clip", file=sys.stderr, disable=not report_progress)):
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default=None, help="keep each manifest's clip statistics in this folder, and reuse them")
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError, load_model
-    from .data import ManifestError, read_manifest
+    from .data.records import ManifestError, read_manifest
     from .encoders import n_hidden_states
     manifests = args.manifest.split(",")
     try:
@@ -281,7 +281,7 @@ def main(argv=None) -> int:
         return 1
     augment = None
     if args.augment_colour or args.augment_codec:
-        from .augment import AugmentConfig
+        from .data.augment import AugmentConfig
         augment = AugmentConfig(p_colour=args.augment_colour, p_codec=args.augment_codec)
     stats = np.concatenate([corpus_statistics(model, c, m, args.augment_views, args.cache, augment)
                             for c, m in zip(corpora, manifests)])

@@ -28,10 +28,11 @@ from .checkpoint import atomic_write, load_model, load_tokenizer, save_model
 from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .config import preset
 from .train_config import TrainConfig, parser_for
-from .augment import AugmentConfig, Augmenter
-from .text_augment import TextAugmenter
+from .data.augment import AugmentConfig, Augmenter
+from .data.text_augment import TextAugmenter
 from .calibration import calibrate
-from .data import BucketSampler, Collator, CorpusMixture, UtteranceDataset, training_share, validation_split
+from .data.records import training_share, validation_split
+from .data.batching import BucketSampler, Collator, CorpusMixture, UtteranceDataset
 from .protocols import load_records, make_folds, parse_weights, select_folds
 from .model import MGCMA
 from .partial import frozen_stamp, split_supported

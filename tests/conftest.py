@@ -52,7 +52,7 @@ def test_checkpoint(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     """64 synthetic utterances (16 speakers in 4 folds)."""
-    from mgcma.synthetic import SyntheticConfig, generate
+    from mgcma.data.synthetic import SyntheticConfig, generate
     return generate(tmp_path_factory.mktemp("syn"), SyntheticConfig(size=64, seed=3), progress=False)
 
 

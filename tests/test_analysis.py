@@ -16,7 +16,7 @@ from mgcma.analysis.gaussians import closeness_text, gaussian_figure, gaussian_p
 from mgcma.analysis.heatmap import attention_maps, heatmap_figure, heatmap_plotly, merge_wordpieces, merge_words
 from mgcma.analysis.reference import ReferenceMap, reference_plotly
 from mgcma.checkpoint import load_model, load_tokenizer
-from mgcma.data import read_manifest
+from mgcma.data.records import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 

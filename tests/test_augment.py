@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mgcma.augment import AugmentConfig, Augmenter, degrade, telephone
+from mgcma.data.augment import AugmentConfig, Augmenter, degrade, telephone
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 SR = 16000

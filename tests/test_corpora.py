@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mgcma.corpora import EMOBOX_FOLDS, read_goemotions, read_ravdess
-from mgcma.data import read_manifest, write_manifest
+from mgcma.data.corpora import EMOBOX_FOLDS, read_goemotions, read_ravdess
+from mgcma.data.records import read_manifest, write_manifest
 from mgcma.prepare import main as prepare
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

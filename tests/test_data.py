@@ -3,9 +3,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from mgcma.data import (BucketSampler, Collator, CorpusMixture, ManifestError, Utterance, UtteranceDataset,
-                        check_speaker_independence, leave_one_corpus_out, leave_one_group_out, padding_fraction,
-                        read_iemocap, read_manifest, training_share, validation_split, write_manifest)
+from mgcma.data.records import (ManifestError, Utterance, check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap, read_manifest, training_share, validation_split, write_manifest)
+from mgcma.data.batching import BucketSampler, Collator, CorpusMixture, UtteranceDataset, padding_fraction
 
 
 def tone(seconds=0.5, sr=16000, freq=220.0):

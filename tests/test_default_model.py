@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mgcma.corpora import read_ravdess
+from mgcma.data.corpora import read_ravdess
 from mgcma.metrics import classification_metrics
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
 

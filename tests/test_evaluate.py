@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from mgcma.data import read_manifest
+from mgcma.data.records import read_manifest
 from mgcma.evaluate import main
 
 

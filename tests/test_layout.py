@@ -94,3 +94,12 @@ def test_no_module_is_too_long_to_read():
     long = {m: n for m, p in module_files().items() if not m.startswith("benchmarks")
             and (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_reading_records_and_corpora_does_not_import_pytorch():
+    import subprocess
+    import sys
+    code = ("import sys, mgcma.data.records, mgcma.data.corpora, mgcma.data.augment, mgcma.config, mgcma.audio; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr

@@ -16,7 +16,7 @@ def real_clips() -> list[tuple[Path, str]]:
     """The app's real examples, and where your copy of RAVDESS is beside the checkout, 12 held-out clips."""
     clips = [(p, "") for p in REAL]
     if (SHARED / "ravdess").is_dir():
-        from mgcma.corpora import read_ravdess
+        from mgcma.data.corpora import read_ravdess
         test = [r for r in read_ravdess(SHARED / "ravdess") if r.split == "test"]
         clips += [(r.path, r.text) for r in test[::len(test) // 12][:12]]
     return clips

@@ -24,7 +24,7 @@ def tuned_checkpoint(test_checkpoint, tiny_corpus, tmp_path_factory):
 
 
 def test_the_training_means_are_written_beside_the_model(tuned_checkpoint, tiny_corpus):
-    from mgcma.data import read_manifest
+    from mgcma.data.records import read_manifest
     means = load_means(tuned_checkpoint / STATS_FILE)
     labels = {r.label for r in read_manifest(tiny_corpus)}
     assert set(means) == {"all"} | labels and means["all"].clips == 64 == sum(means[k].clips for k in labels)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mgcma.config import preset
-from mgcma.data import Collator
+from mgcma.data.batching import Collator
 from mgcma.model import MGCMA
 from mgcma.steps import FeatureCache, drop_modalities, model_inputs, selection_score
 

@@ -3,8 +3,8 @@ import csv
 import numpy as np
 import soundfile as sf
 
-from mgcma.data import leave_one_group_out, read_manifest
-from mgcma.synthetic import LABELS, SyntheticConfig, generate
+from mgcma.data.records import leave_one_group_out, read_manifest
+from mgcma.data.synthetic import LABELS, SyntheticConfig, generate
 
 
 def corpus(tmp_path, seed, size=64):

@@ -2,8 +2,9 @@ import string
 
 import numpy as np
 
-from mgcma.data import Collator, Utterance, UtteranceDataset
-from mgcma.text_augment import TextAugmentConfig, TextAugmenter, plain
+from mgcma.data.records import Utterance
+from mgcma.data.batching import Collator, UtteranceDataset
+from mgcma.data.text_augment import TextAugmentConfig, TextAugmenter, plain
 
 LABELS = ["neutral", "happy", "angry", "sad"]
 SENTENCES = ["Fine! I'm sorry for your loss.", "What a lovely day, let's go out.",

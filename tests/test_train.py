@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from mgcma.checkpoint import load_model
-from mgcma.data import read_manifest, write_manifest
+from mgcma.data.records import read_manifest, write_manifest
 from mgcma.run_files import TrainingError
 from mgcma.train import train
 from mgcma.train_config import TrainConfig
@@ -172,7 +172,7 @@ def test_training_learns_a_learnable_toy_set_well_above_chance(tmp_path):
 @pytest.mark.slow
 def test_validation_labels_move_the_temperature(corpus, tmp_path):
     """The other half of "fitted on validation only": what validation says does change it."""
-    from mgcma.data import validation_split
+    from mgcma.data.records import validation_split
     records = read_manifest(corpus)
     train_idx = [i for i, r in enumerate(records) if r.group != "0"]
     _, val = validation_split(records, train_idx, 0.15, 0)

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from mgcma.data import read_manifest
+from mgcma.data.records import read_manifest
 from mgcma.evaluate import score_records
 from mgcma.predict import EmotionRecognizer
 from mgcma.audio import HOP_LENGTH

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from mgcma.checkpoint import load_model
-from mgcma.data import read_manifest
+from mgcma.data.records import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.stats_head import C_GRID, balanced_weights, corpus_statistics, fit_linear
 

@@ -11,7 +11,7 @@ import torch
 from scipy.special import softmax
 from tqdm import tqdm
 
-from mgcma.data import read_manifest
+from mgcma.data.records import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.model import masked_mean
 from mgcma.predict import EmotionRecognizer

@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 LABELS = ["neutral", "happy", "angry", "sad"]
 VERSION = 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import csv
 import re
 from pathlib import Path
 
-from .data import Utterance, same_text
+from .records import Utterance, same_text
 
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
                     "06": "fearful", "07": "disgust", "08": "surprised"}
