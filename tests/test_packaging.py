@@ -42,6 +42,9 @@ def test_the_wheel_installs_one_name_mgcma_with_the_model_examples_and_scripts(w
     assert {t for t in top_level if not t.endswith(".dist-info")} == {"mgcma"}, top_level   # no app, analysis, ...
     for module in ("mgcma/predict.py", "mgcma/train.py", "mgcma/analysis/__main__.py", "mgcma/app/ui.py", "mgcma/app/serve.py"):
         assert module in names
+    subpackages = {f"mgcma/{p.parent.relative_to(ROOT / 'mgcma').as_posix()}/__init__.py"
+                   for p in (ROOT / "mgcma").rglob("__init__.py") if p.parent != ROOT / "mgcma"}
+    assert subpackages <= names, subpackages - names     # a new subpackage of mgcma/ is in pyproject's list
     bundled = {"mgcma/" + p.relative_to(ROOT).as_posix() for p in (ROOT / "checkpoints" / "default").rglob("*") if p.is_file()}
     needed = {n for n in bundled if n.endswith((".json", ".safetensors", ".npz")) or "/tokenizer/" in n}
     assert needed and needed <= names, needed - names
@@ -66,9 +69,14 @@ def test_the_installed_wheel_answers_from_outside_the_checkout_with_its_bundled_
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["label"] == "sad"
-    where = subprocess.run([sys.executable, "-c", "import mgcma.predict as p, mgcma.app.ui as u; print(p.DEFAULT_CHECKPOINT); print(u.__file__)"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300).stdout.split()
-    assert all(Path(w).is_relative_to(site / "mgcma") for w in where), where
+    # every module of mgcma it imports comes from the wheel (this environment's editable install of
+    # the checkout would otherwise fill in what the wheel lacks)
+    code = ("import sys, mgcma.predict as p, mgcma.app.ui, mgcma.train, mgcma.analysis.__main__; print(p.DEFAULT_CHECKPOINT); "
+            "print(*(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] == 'mgcma' and getattr(m, '__file__', None)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    where = done.stdout.split()
+    assert done.returncode == 0 and len(where) > 10, done.stderr
+    assert [w for w in where if not Path(w).is_relative_to(site / "mgcma")] == []
 
 
 def test_the_app_entry_point_answers_help():
