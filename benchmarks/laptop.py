@@ -30,7 +30,7 @@ import torch
 from mgcma.asr import FasterWhisperASR
 from mgcma.live import LiveTake, live_label
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
-from mgcma.precision import frame_cosine
+from mgcma.encoders.precision import frame_cosine
 
 from .common import ROOT, bench_app_cold_start, measure, speech_clip
 from .shared_pass import bench_long, interleaved, long_recording

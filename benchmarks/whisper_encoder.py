@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mgcma.config import WHISPER_BASE, WHISPER_TINY_EN
-from mgcma.whisper_encoder import embedded_whisper_dir, load_whisper_encoder, log_mel
+from mgcma.encoders.whisper import embedded_whisper_dir, load_whisper_encoder, log_mel
 
 from .common import ROOT, measure, speech_clip
 

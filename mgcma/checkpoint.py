@@ -16,9 +16,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
-from .encoders import local_source, resolve_source
+from .encoders.build import local_source, resolve_source
 from .model import MGCMA
-from .text_tokenizer import TextTokenizer
+from .encoders.tokenizer import TextTokenizer
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"
 FORMAT = "mgcma-1"

@@ -79,7 +79,7 @@ def load_members(directories: list[Path], first: MGCMA, first_directory: Path, d
 
 def share_encoders(heads: list[MGCMA]) -> list[MGCMA]:
     """Point every head at the first's encoder modules, once those have been replaced (quantised to
-    int8 by mgcma/precision.py, which swaps the modules of the model it is given)."""
+    int8 by mgcma/encoders/precision.py, which swaps the modules of the model it is given)."""
     for head in heads[1:]:
         for name in ("speech_encoder", "text_encoder"):
             if hasattr(heads[0], name):

@@ -31,7 +31,7 @@ from .model import MGCMA
 from .speaker_means import STATS_FILE
 from .onnx_backend import MEL_FILTERS, OnnxRecognizer
 from .predict import EmotionRecognizer
-from .whisper_encoder import WhisperAudioEncoder, mel_filters
+from .encoders.whisper import WhisperAudioEncoder, mel_filters
 
 OPSET = 18
 HEAD_OUTPUTS = ("logits", "w2", "speech_to_text_attn", "text_to_speech_attn")

@@ -27,13 +27,13 @@ from .shared_asr import SharedWhisperASR, decoder_directory
 from .audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from .calibration import top_two
 from .checkpoint import CheckpointError, load_model, load_tokenizer
-from .encoders import n_hidden_states
+from .encoders.build import n_hidden_states
 from .model import MGCMAOutput
 from .ensemble import (StackedHeads, answer_together, load_members, member_directories, read_threshold, share_encoders,
                        split_members, together_config)
 from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .config import DEFAULT_CHECKPOINT, add_precision_argument
-from .precision import set_precision
+from .encoders.precision import set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .steps import hide
 
@@ -87,7 +87,7 @@ class EmotionRecognizer:
     def __init__(self, checkpoint: str | Path = DEFAULT_CHECKPOINT, asr: str = "auto",
                  device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0), precision: str = "float32",
                  members: list[str | Path] | None = None):
-        """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/precision.py).
+        """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/encoders/precision.py).
         `members`: checkpoints whose heads answer with this one's (mgcma/ensemble.py); None: the
         checkpoint's own, if it is an ensemble."""
         self.device = pick_device(device)

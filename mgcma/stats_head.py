@@ -190,7 +190,7 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
 
 def candidate_layers(spec: str | None, n_states: int) -> list[int]:
     """--layers "A-B" or "A" (inclusive) -> those hidden states; None -> every one of the n_states."""
-    from .encoders import hidden_state_range
+    from .encoders.build import hidden_state_range
     return list(range(n_states) if spec is None else hidden_state_range(spec, n_states, "--layers"))
 
 
@@ -265,7 +265,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError, load_model
     from .data.records import ManifestError, read_manifest
-    from .encoders import n_hidden_states
+    from .encoders.build import n_hidden_states
     manifests = args.manifest.split(",")
     try:
         model = load_model(args.checkpoint, "cpu").eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import partial
+from .encoders import partial
 from .calibration import calibrated, expected_calibration_error
 from .metrics import classification_metrics
 
@@ -24,7 +24,7 @@ class FeatureCache:
         self.stamped = None
 
     def stamp(self, stamp) -> None:
-        """What the features were computed by (mgcma/partial.py: frozen_stamp); another stamp drops them."""
+        """What the features were computed by (mgcma/encoders/partial.py: frozen_stamp); another stamp drops them."""
         if stamp != self.stamped:
             self.store.clear()
             self.keys.clear()   # in place: datasets hold this set

@@ -35,7 +35,7 @@ from .data.records import training_share, validation_split
 from .data.batching import BucketSampler, Collator, CorpusMixture, UtteranceDataset
 from .protocols import load_records, make_folds, parse_weights, select_folds
 from .model import MGCMA
-from .partial import frozen_stamp, split_supported
+from .encoders.partial import frozen_stamp, split_supported
 from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score,
                     speech_cache)
 
@@ -149,7 +149,7 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
 # ------------------------------------------------------------------------------------ folds
 def frozen_caches(model, cfg, shared: dict | None) -> dict:
     """A FeatureCache per frozen encoder, and per frozen bottom of a partly fine-tuned one
-    ("speech_bottom", "text_bottom": mgcma/partial.py): the caller's `shared` ones (content-keyed,
+    ("speech_bottom", "text_bottom": mgcma/encoders/partial.py): the caller's `shared` ones (content-keyed,
     so valid across folds and runs with the same encoders), else fresh ones. A bottom cache is
     stamped with its frozen part before any loader skips loading what it holds."""
     if not cfg.cache_features:

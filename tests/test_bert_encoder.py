@@ -1,4 +1,4 @@
-"""Our BERT (mgcma/bert_encoder.py) against transformers' BertModel, and what it saves the app."""
+"""Our BERT (mgcma/encoders/bert.py) against transformers' BertModel, and what it saves the app."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import BertConfig as HFBertConfig, BertForPreTraining, BertModel
 
-from mgcma.bert_encoder import BertConfig, BertTextEncoder, is_plain_bert, load_bert
+from mgcma.encoders.bert import BertConfig, BertTextEncoder, is_plain_bert, load_bert
 from mgcma.config import EMBEDDED_MINILM, preset
-from mgcma.encoders import resolve_source
+from mgcma.encoders.build import resolve_source
 from mgcma.model import MGCMA
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@ import struct
 import numpy as np
 import pytest
 
-from mgcma.ct2 import CT2FormatError, dequantize, read_model_bin
+from mgcma.encoders.ct2 import CT2FormatError, dequantize, read_model_bin
 
 
 def write_model_bin(path, variables, aliases=(), spec="WhisperSpec"):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mgcma.config import EMBEDDED_MINILM, preset
-from mgcma.encoders import build_encoder, resolve_source
+from mgcma.encoders.build import build_encoder, resolve_source
 from mgcma.model import MGCMA
 
 

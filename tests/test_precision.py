@@ -1,11 +1,11 @@
-"""--precision int8 (mgcma/precision.py): the same labels as float32 on real clips, where it can run."""
+"""--precision int8 (mgcma/encoders/precision.py): the same labels as float32 on real clips, where it can run."""
 from pathlib import Path
 
 import pytest
 import torch
 
 from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
-from mgcma.precision import check_precision, frame_cosine
+from mgcma.encoders.precision import check_precision, frame_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -1,11 +1,11 @@
-"""TextTokenizer (mgcma/text_tokenizer.py) against transformers' AutoTokenizer on the same files."""
+"""TextTokenizer (mgcma/encoders/tokenizer.py) against transformers' AutoTokenizer on the same files."""
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from mgcma.config import EMBEDDED_MINILM
-from mgcma.encoders import resolve_source
-from mgcma.text_tokenizer import TextTokenizer
+from mgcma.encoders.build import resolve_source
+from mgcma.encoders.tokenizer import TextTokenizer
 
 TEXTS = ["Kids are talking by the door.", "", "I can't BELIEVE it!!! Ünïcode café [SEP] more " * 10,
          "Dogs are sitting by the door", "  spaces   and\ttabs\n"]

@@ -9,7 +9,7 @@ import torch
 from mgcma.checkpoint import load_model, save_model
 from mgcma.config import TEST_WHISPER, WHISPER_BASE, WHISPER_TINY_EN, preset
 from mgcma.model import MGCMA
-from mgcma.whisper_encoder import (WhisperAudioEncoder, WhisperEncoderConfig, embedded_whisper_dir, load_whisper_encoder,
+from mgcma.encoders.whisper import (WhisperAudioEncoder, WhisperEncoderConfig, embedded_whisper_dir, load_whisper_encoder,
                                    log_mel, log_mel_batch)
 
 
@@ -76,7 +76,7 @@ def test_log_mel_is_whispers_own_front_end(n_mels):
 
 def test_log_mel_does_not_import_openai_whisper():
     """Its import (numba) would cost a request 0.3 s."""
-    code = ("import sys, torch; from mgcma.whisper_encoder import log_mel; "
+    code = ("import sys, torch; from mgcma.encoders.whisper import log_mel; "
             "log_mel(torch.zeros(1600)); assert 'whisper' not in sys.modules and 'numba' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 

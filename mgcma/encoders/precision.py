@@ -16,7 +16,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .config import PRECISIONS
+from ..config import PRECISIONS
 
 
 

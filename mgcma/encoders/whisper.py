@@ -30,8 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
-from .config import WHISPER_BASE, WHISPER_TINY_EN
+from ..audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from ..config import WHISPER_BASE, WHISPER_TINY_EN
 from .ct2 import dequantize, read_model_bin
 
 MODEL_TYPE = "whisper-encoder"

@@ -7,17 +7,17 @@ top k layers. For Whisper's audio encoder with a weighted mix of layers the cach
 frozen hidden states below the split, which the mix reads. The frozen part runs in eval mode
 (no dropout) with or without the cache, so both give the same outputs and gradients.
 
-Supported: Whisper's audio encoder (mgcma/whisper_encoder.py) and BERT text encoders
-(mgcma/bert_encoder.py: MiniLM, bert-base). Other encoders fine-tune their top layers uncached.
+Supported: Whisper's audio encoder (mgcma/encoders/whisper.py) and BERT text encoders
+(mgcma/encoders/bert.py: MiniLM, bert-base). Other encoders fine-tune their top layers uncached.
 """
 from __future__ import annotations
 
 import torch
 
-from .bert_encoder import BertTextEncoder
-from .checkpoint import weights_checksum
-from .model import scatter_rows
-from .whisper_encoder import WhisperAudioEncoder
+from .bert import BertTextEncoder
+from ..checkpoint import weights_checksum
+from ..model import scatter_rows
+from .whisper import WhisperAudioEncoder
 
 
 def split_supported(model, side: str) -> bool:

@@ -1,5 +1,5 @@
 """The encoders MGCMA reads, built from their sources, and one interface over the two kinds of
-speech encoder (Whisper's audio encoder, mgcma/whisper_encoder.py; wav2vec 2.0 / HuBERT from
+speech encoder (Whisper's audio encoder, mgcma/encoders/whisper.py; wav2vec 2.0 / HuBERT from
 transformers), so that the model itself has no encoder-specific branches.
 
 Shapes: B batch, N raw audio samples, Ts speech frames, L hidden states, D encoder width.
@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .audio import SAMPLE_RATE
-from .bert_encoder import BertConfig, BertTextEncoder, is_plain_bert, load_bert
-from .config import EMBEDDED_MINILM, ModelConfig
-from .whisper_encoder import MODEL_TYPE as WHISPER_TYPE, WhisperAudioEncoder, WhisperEncoderConfig, \
+from ..audio import SAMPLE_RATE
+from .bert import BertConfig, BertTextEncoder, is_plain_bert, load_bert
+from ..config import EMBEDDED_MINILM, ModelConfig
+from .whisper import MODEL_TYPE as WHISPER_TYPE, WhisperAudioEncoder, WhisperEncoderConfig, \
     is_whisper_source, load_whisper_encoder
 
 
@@ -51,7 +51,7 @@ def build_encoder(source: str | None, config_fields: dict, pretrained: bool) -> 
 
 
 def build_text_encoder(config: ModelConfig, pretrained: bool) -> nn.Module:
-    """BERT (MiniLM, bert-base) from mgcma/bert_encoder.py; any other text encoder from transformers."""
+    """BERT (MiniLM, bert-base) from mgcma/encoders/bert.py; any other text encoder from transformers."""
     source = config.text_encoder
     directory = local_source(source) if source is not None and (pretrained or not config.text_encoder_config) else None
     fields = config.text_encoder_config or (json.loads((directory / "config.json").read_text()) if directory else {})
