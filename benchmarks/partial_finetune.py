@@ -15,7 +15,7 @@ import torch
 
 from mgcma.config import preset
 from mgcma.model import MGCMA
-from mgcma.steps import FeatureCache, model_inputs
+from mgcma.training.steps import FeatureCache, model_inputs
 
 from .common import ROOT, measure, speech_clip
 

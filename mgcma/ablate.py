@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .run_files import TrainingError
-from .train import train
-from .train_config import TrainConfig, parser_for
+from .training.run_files import TrainingError
+from .training.loop import train
+from .training.config import TrainConfig, parser_for
 
 SETTINGS = {
     "full": {},

@@ -20,10 +20,10 @@ from accelerate import Accelerator
 
 from .checkpoint import CheckpointError, load_model
 from .data.records import validation_split
-from .protocols import load_records, make_folds
-from .run_files import TrainingError
-from .train import calibrate_on_validation, frozen_caches
-from .train_config import TrainConfig
+from .training.protocols import load_records, make_folds
+from .training.run_files import TrainingError
+from .training.loop import calibrate_on_validation, frozen_caches
+from .training.config import TrainConfig
 
 
 def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):

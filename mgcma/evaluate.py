@@ -34,7 +34,7 @@ from .metrics import classification_metrics
 from .speaker_means import SpeechMean
 from .config import DEFAULT_CHECKPOINT, add_precision_argument
 from .predict import EmotionRecognizer, InputError
-from .steps import confidence_scores
+from .training.steps import confidence_scores
 
 
 # whose speech each clip's voice is heard relative to: every scored clip, its speaker's, or its

@@ -35,7 +35,7 @@ from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shi
 from .config import DEFAULT_CHECKPOINT, add_precision_argument
 from .encoders.precision import set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
-from .steps import hide
+from .training.steps import hide
 
 MAX_TEXT_CHARS = 2000
 

@@ -40,7 +40,7 @@ def test_the_wheel_installs_one_name_mgcma_with_the_model_examples_and_scripts(w
     names = set(zipfile.ZipFile(wheel).namelist())
     top_level = {n.split("/")[0] for n in names}
     assert {t for t in top_level if not t.endswith(".dist-info")} == {"mgcma"}, top_level   # no app, analysis, ...
-    for module in ("mgcma/predict.py", "mgcma/train.py", "mgcma/analysis/__main__.py", "mgcma/app/ui.py", "mgcma/app/serve.py"):
+    for module in ("mgcma/predict.py", "mgcma/train.py", "mgcma/training/loop.py", "mgcma/analysis/__main__.py", "mgcma/app/ui.py", "mgcma/app/serve.py"):
         assert module in names
     subpackages = {f"mgcma/{p.parent.relative_to(ROOT / 'mgcma').as_posix()}/__init__.py"
                    for p in (ROOT / "mgcma").rglob("__init__.py") if p.parent != ROOT / "mgcma"}

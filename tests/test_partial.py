@@ -7,9 +7,9 @@ from mgcma.encoders import partial
 from mgcma.checkpoint import load_model, save_model, stored_state
 from mgcma.config import EMBEDDED_MINILM, preset
 from mgcma.model import MGCMA
-from mgcma.steps import FeatureCache, model_inputs
-from mgcma.train import frozen_caches, train
-from mgcma.train_config import TrainConfig
+from mgcma.training.steps import FeatureCache, model_inputs
+from mgcma.training.loop import frozen_caches, train
+from mgcma.training.config import TrainConfig
 
 LENGTHS = [16000, 9000, 12000]
 

@@ -5,7 +5,7 @@ import torch
 from mgcma.config import preset
 from mgcma.data.batching import Collator
 from mgcma.model import MGCMA
-from mgcma.steps import FeatureCache, drop_modalities, model_inputs, selection_score
+from mgcma.training.steps import FeatureCache, drop_modalities, model_inputs, selection_score
 
 
 def test_modality_dropout_hides_each_side_in_its_share_of_the_paired_rows():

@@ -63,8 +63,8 @@ def test_dataset_views_read_augmented_text_but_view_zero_and_the_positives_keep_
 
 def test_training_loader_reads_recogniser_like_text_only_when_asked(tokenizer):
     from mgcma.model import MGCMA
-    from mgcma.train import make_loader, model_config
-    from mgcma.train_config import TrainConfig
+    from mgcma.training.loop import make_loader, model_config
+    from mgcma.training.config import TrainConfig
     records = [Utterance(f"u{k}", None, SENTENCES[k % 4], LABELS[k % 4], f"s{k}") for k in range(8)]
     for asked in (False, True):
         cfg = TrainConfig(preset="test", modality="text", augment_views=3, text_augment=asked, num_workers=0)

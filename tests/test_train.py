@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 from mgcma.checkpoint import load_model
 from mgcma.data.records import read_manifest, write_manifest
-from mgcma.run_files import TrainingError
-from mgcma.train import train
-from mgcma.train_config import TrainConfig
+from mgcma.training.run_files import TrainingError
+from mgcma.training.loop import train
+from mgcma.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_a_manifest_with_one_speaker_in_two_folds_is_refused(corpus, tmp_path):
 
 def test_split_protocol_trains_once_on_the_manifests_splits(corpus, tmp_path):
     """Corpus "a" brings its own validation rows; corpus "b" has none and gives whole training speakers."""
-    from mgcma.protocols import load_records, make_folds
+    from mgcma.training.protocols import load_records, make_folds
     records = read_manifest(corpus)
     for r in records:
         r.split = {"0": "test", "1": "validation"}.get(r.group, "train")
@@ -215,7 +215,7 @@ def run_cli(args, env_extra=None):
 PAUSING_TRAINER = """
 import runpy, sys, time
 from pathlib import Path
-import mgcma.run_files as files
+import mgcma.training.run_files as files
 marker, pause_after = Path(sys.argv[1]), int(sys.argv[2])
 save = files.save_state
 def save_then_pause(path, *args):
@@ -329,7 +329,7 @@ def test_an_older_checkpoint_is_calibrated_on_its_own_validation_rows(corpus, tm
 
 def test_one_validation_seed_holds_out_the_same_speakers_for_every_seed(corpus):
     """--val-seed: the heads of an ensemble can share validation speakers that none of them trained on."""
-    from mgcma.protocols import train_and_validation
+    from mgcma.training.protocols import train_and_validation
     records = read_manifest(corpus)
     rows = [i for i, r in enumerate(records) if r.group != "0"]
 

@@ -2,7 +2,7 @@
 
 With only the top k layers of an encoder trained, everything below them is a fixed function of
 the clip (or the text). Its output, the hidden state entering the first trainable layer, is
-computed once and cached like a frozen encoder's (mgcma/steps.py), and each step runs only the
+computed once and cached like a frozen encoder's (mgcma/training/steps.py), and each step runs only the
 top k layers. For Whisper's audio encoder with a weighted mix of layers the cache also holds the
 frozen hidden states below the split, which the mix reads. The frozen part runs in eval mode
 (no dropout) with or without the cache, so both give the same outputs and gradients.

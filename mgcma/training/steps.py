@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .encoders import partial
-from .calibration import calibrated, expected_calibration_error
-from .metrics import classification_metrics
+from ..encoders import partial
+from ..calibration import calibrated, expected_calibration_error
+from ..metrics import classification_metrics
 
 MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
 

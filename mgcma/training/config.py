@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
-from .config import POSITIVES, PRESETS
+from ..config import POSITIVES, PRESETS
 
 
 @dataclass

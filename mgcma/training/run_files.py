@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write, stored_state
+from ..checkpoint import atomic_write, stored_state
 from .steps import MODALITIES
 
 
