@@ -9,6 +9,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,36 +77,43 @@ def bench_app_cold_start(runs: int = 1, root: Path = ROOT) -> dict:
 
 
 def median_start(starts: list[dict]) -> dict:
-    """cold_start()'s results -> the median of each time, and how many starts."""
+    """Several starts' results (cold_start's, first_click's) -> the median of each figure, and how many starts."""
     return {k: statistics.median(s[k] for s in starts) for k in starts[0]} | dict(runs=len(starts))
+
+
+@contextmanager
+def served_app(root: Path = ROOT):
+    """`root`'s app.py started on a free port: -> (its URL, seconds until it served its page);
+    stopped on leaving."""
+    port, start = free_port(), time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                if time.perf_counter() - start > 180:
+                    raise RuntimeError(f"{root}/app.py served no page within 180 s") from None
+                time.sleep(0.1)
+        yield url, time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def cold_start(root: Path = ROOT) -> dict:
     """One start of `root`'s app.py: -> seconds to its page and to its first answer."""
     import tempfile
-    import urllib.request
 
     import soundfile as sf
     from gradio_client import Client, handle_file
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"
         sf.write(clip, speech_clip(5.0), SAMPLE_RATE)
-        port = free_port()
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                except OSError:
-                    if time.perf_counter() - start > 180:
-                        raise RuntimeError("python app.py served no page within 180 s") from None
-                    time.sleep(0.1)
-            page = time.perf_counter() - start
-            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(str(clip)), "", api_name="/predict")
+        with served_app(root) as (url, page):
+            Client(url, verbose=False).predict(handle_file(str(clip)), "", api_name="/predict")
             return dict(page_s=page, first_answer_s=time.perf_counter() - start)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)

@@ -12,34 +12,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from .common import ROOT, free_port, report
+from .common import ROOT, median_start, report, served_app
 
 LABELED = "document.querySelector('#label')?.innerText.match(/(neutral|happy|angry|sad)\\s*\\n?\\s*\\d+%/)"
 DRAWN = "document.querySelector('#heatmap .hm, #heatmap .heatmaplayer image') !== null"
-
-
-def serve(root: Path):
-    """root's app.py on a free port, once it serves its page: -> (process, url)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url, start = f"http://127.0.0.1:{port}/", time.perf_counter()
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return proc, url
-        except OSError:
-            if time.perf_counter() - start > 180:
-                proc.terminate()
-                raise RuntimeError(f"{root}/app.py served no page within 180 s") from None
-            time.sleep(0.1)
 
 
 def first_click(url: str) -> dict:
@@ -76,15 +56,9 @@ def main(argv=None) -> int:
     runs = {str(root.resolve()): [] for root in args.checkouts}
     for _ in range(args.rounds):
         for root in runs:
-            proc, url = serve(Path(root))
-            try:
+            with served_app(Path(root)) as (url, _):
                 runs[root].append(first_click(url))
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-    report({root: dict(label_s=statistics.median(r["label_s"] for r in each),
-                       views_s=statistics.median(r["views_s"] for r in each), each=each)
-            for root, each in runs.items()}, args.out)
+    report({root: median_start(each) | dict(each=each) for root, each in runs.items()}, args.out)
     return 0
 
 
