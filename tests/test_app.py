@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from mgcma.app.ui import answers_markdown, example_captions, examples
+from mgcma.app.ui import answers_markdown, example_captions, example_rows, examples
 from mgcma.asr import word_error_rate
 from mgcma.predict import DEFAULT_CHECKPOINT
 
@@ -134,11 +134,9 @@ def test_examples_are_bundled():
 
 
 def test_the_default_gets_each_real_example_right_from_the_voice_alone():
-    import csv
     from mgcma.predict import EmotionRecognizer
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
-    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
-        real = [row for row in csv.DictReader(f) if row["gallery"] == "real"]
+    real = example_rows("real")
     assert {row["label"] for row in real} == set(LABELS)
     for row in real:
         pred = recognizer.predict(ROOT / "app" / "examples" / row["file"], None, use_asr=False)
@@ -182,14 +180,12 @@ def test_an_unsure_answer_reads_not_sure_with_its_top_two():
 def test_a_warm_start_defers_what_the_first_request_does_not_need_and_answers_it_right():
     """python app.py encodes the ASR's silence before serving, loads the word timer on first use,
     and the first request is answered as any other (the first real example, from its voice)."""
-    import csv
     from mgcma.app.serve import load_warm
     from mgcma.app.ui import App
     recognizer = load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32")
     assert recognizer.asr._silence is not None
     app = App(recognizer)
     assert app._word_timer is None
-    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
-        first = next(row for row in csv.DictReader(f) if row["gallery"] == "real")
+    first = example_rows("real")[0]
     assert recognizer.predict(ROOT / "app" / "examples" / first["file"], use_asr=False).label == first["label"]
     assert app.word_timer is not None and app._word_timer is app.word_timer

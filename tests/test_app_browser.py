@@ -1,7 +1,6 @@
 """The app in a real browser (Debian's Chromium, driven by Playwright), through the flows a person
 takes: an example, an upload, two microphone takes, an edited transcript, an unsure answer, a long
 recording, the live microphone. Each asserts what the person would see."""
-import csv
 import os
 import re
 import shutil
@@ -13,9 +12,9 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 
-from mgcma.app.ui import example_captions
+from mgcma.app.ui import example_captions, example_rows
 from mgcma.asr import word_error_rate
-from tests.test_app import HAPPY, LABELS, ROOT, SAD, long_recording
+from tests.test_app import HAPPY, LABELS, SAD, long_recording
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HAPPY_WORDS = "I just got the job, this is wonderful news."
@@ -69,11 +68,6 @@ def wait_for_answer(page, source: str) -> str:
     return page.locator("#summary").inner_text()
 
 
-def first_real_example() -> dict:
-    with open(ROOT / "app" / "examples" / "examples.csv", newline="") as f:
-        return next(row for row in csv.DictReader(f) if row["gallery"] == "real")
-
-
 def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
     shot = Path(os.environ.get("MGCMA_SCREENSHOT", tmp_path / "app.png"))
     with app_page(running_app.url, 1700) as page:
@@ -93,7 +87,7 @@ def test_browser_upload_run_and_see_label_and_plots(running_app, tmp_path):
 def test_browser_a_real_example_runs_when_clicked_and_is_answered_right_with_its_attribution(running_app, tmp_path):
     """A visitor's first minute: the real-voice gallery comes first, credited; one click on its first
     clip answers it, right, with the clip's own words."""
-    first = first_real_example()
+    first = example_rows("real")[0]
     shot = Path(os.environ.get("MGCMA_SCREENSHOT_REAL", tmp_path / "real.png"))
     with app_page(running_app.url, 1300) as page:
         gallery = page.locator("#examples_real")
@@ -113,7 +107,7 @@ def test_browser_after_an_example_an_uploaded_clip_is_answered_with_its_own_word
     """The example's words ("Kids are talking by the door.") must not stay in the box and be used
     for the next clip: the new clip is transcribed, and its answer reads those words. (Before this
     was mended, the box kept the example's words and the new clip was answered with them.)"""
-    first = first_real_example()
+    first = example_rows("real")[0]
     with app_page(running_app.url, 1300) as page:
         page.locator("#examples_real").get_by_role("button", name=example_captions("real")[0]).click()
         wait_for_answer(page, "the example's own words")
