@@ -16,6 +16,7 @@ import numpy as np
 
 from mgcma.data.records import same_text
 
+
 def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 

@@ -124,10 +124,8 @@ CLIP_OUTPUTS = 7   # label, transcript, heatmap, gaussians, map, summary, words
 
 
 def words_source(text: str, words: dict | None) -> str:
-    """Where the words in the box came from: written there for this clip by Whisper or an example
-    (`words` remembers which), typed by the person, or none yet ("asr": Whisper will write them)."""
-    if not text:
-        return "asr"
+    """Where the words given with a clip came from: written into the box for this clip by Whisper or
+    an example (`words` remembers which), or typed by the person."""
     return words["source"] if words and words.get("text") == text else "typed"
 
 
@@ -183,14 +181,15 @@ class App:
         then the same with its three views. Yields (label, transcript, heatmap, gaussians, map, summary,
         words), `words` remembering where the transcript came from."""
         text = (text or "").strip()
-        source = words_source(text, words)
         try:
             pred = self.recognizer.predict(audio_path, text)
         except FAILURES as e:
             raise gr.Error(str(e)) from None
         for note in pred.warnings:
             gr.Warning(note)
-        if pred.transcript_source != "user":
+        if pred.transcript_source == "user":
+            source = words_source(text, words)
+        else:
             source = "asr" if pred.transcript else None
         heard, summary = dict(text=pred.transcript, source=source), self.summary(pred)
         yield (pred.probabilities, pred.transcript, None, None, None,

@@ -14,9 +14,10 @@ IEMOCAP_LABELS = ["neutral", "happy", "angry", "sad"]
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 WHISPER_TINY_EN, WHISPER_BASE = "embedded:whisper-tiny.en", "embedded:whisper-base"
 PRECISIONS = ("float32", "int8")   # of the pretrained encoders at inference (mgcma/encoders/precision.py)
-# the bundled models: in a checkout checkpoints/ sits beside this package; installed, it is inside it
-CHECKPOINTS = next((d for d in (Path(__file__).resolve().parent / "checkpoints", Path(__file__).resolve().parents[1] / "checkpoints")
-                    if d.is_dir()), Path(__file__).resolve().parents[1] / "checkpoints")
+# the bundled models: installed, inside this package; in a checkout, checkpoints/ beside it
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+if not CHECKPOINTS.is_dir():
+    CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINTS / "default"      # real voices (RAVDESS, EmoDB, EMOVO, GoEmotions)
 SYNTHETIC_CHECKPOINT = CHECKPOINTS / "synthetic"  # the eSpeak corpus, for alignment analysis
 POSITIVES = ("pair", "text", "label")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .encoders.build import (build_speech_encoder, build_text_encoder, encoder_layers, freeze_below_top, frame_seconds,
-                       hidden_state_range, n_hidden_states, run_speech_encoder)
+                             hidden_state_range, n_hidden_states, run_speech_encoder)
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
 
 

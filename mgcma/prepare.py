@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from .data.corpora import (ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_dailydialog, read_folder,
-                      read_goemotions, read_ravdess)
+                           read_goemotions, read_ravdess)
 from .data.records import read_iemocap, read_manifest, write_manifest
 from .data.synthetic import SyntheticConfig, generate
 

@@ -10,7 +10,7 @@ from mgcma.checkpoint import load_model, save_model
 from mgcma.config import TEST_WHISPER, WHISPER_BASE, WHISPER_TINY_EN, preset
 from mgcma.model import MGCMA
 from mgcma.encoders.whisper import (WhisperAudioEncoder, WhisperEncoderConfig, embedded_whisper_dir, load_whisper_encoder,
-                                   log_mel, log_mel_batch)
+                                    log_mel, log_mel_batch)
 
 
 def speechlike(seconds, seed=0):
