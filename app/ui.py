@@ -8,23 +8,22 @@ import csv
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import gradio as gr
 import soundfile as sf
 
 from mgcma.analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
-from mgcma.analysis.timeline import timeline_plotly, verdict
 from mgcma.analysis.views import placeholder_plotly, prediction_views
-from mgcma.analysis.word_times import WordTimer
 from mgcma.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
 from mgcma.calibration import top_two
 from mgcma.live import LiveConfig, LiveTake, live_label
 from mgcma.predict import EmotionRecognizer, InputError
-from mgcma.segments import SegmentConfig, classify_segments
+from mgcma.segments import SegmentConfig
+from mgcma.word_timer import WordTimer
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+from .recording import EXAMPLES_DIR, LongRecording
+
 FAILURES = (AudioError, InputError, ASRError)
 
 INTRO = """
@@ -121,6 +120,7 @@ def timing_line(timings: dict) -> str:
 WORDS_SOURCES = {"asr": "heard by Whisper", "typed": "typed", "example": "the example's own words"}
 NO_WORDS_YET = "Empty: Whisper writes this clip's words. Type here to give your own."
 CLIP_OUTPUTS = 7   # label, transcript, heatmap, gaussians, map, summary, words
+LONG_OUTPUTS = 6   # timeline, table, speaker summary, turn choice, recording, downloads
 
 
 def words_source(text: str, words: dict | None) -> str:
@@ -136,10 +136,6 @@ def words_info(words: dict | None):
     return gr.update(info=f"Words: {WORDS_SOURCES[source]}" if source else NO_WORDS_YET)
 
 
-def segment_name(i: int, s: dict) -> str:
-    return f"{i + 1}: {s['start']:.1f}-{s['end']:.1f} s, {s['label']}: {s['text'][:40]}"
-
-
 class App:
     def __init__(self, recognizer: EmotionRecognizer, segment_config: SegmentConfig = SegmentConfig(),
                  live_config: LiveConfig = LiveConfig()):
@@ -149,6 +145,8 @@ class App:
         self.reference = ReferenceMap.load(ref_dir) if (ref_dir / REFERENCE_FILE).is_file() else None
         self._word_timer = None
         self._views_warm = threading.Lock()
+        self.long = LongRecording(recognizer, segment_config, self.analyse, CLIP_OUTPUTS, lambda: self.word_timer,
+                                  FAILURES)
 
     def warm_views(self):
         """Once, when the page is first opened: one example through the views, so that the first click
@@ -229,35 +227,6 @@ class App:
         pred.timings_ms["figures"] = 1000 * (time.perf_counter() - start)
         return figures
 
-    def analyse_long(self, audio_path, progress=gr.Progress()):
-        """A long recording -> its timeline, a table of utterances, and the choice of one to explain."""
-        if not audio_path:
-            raise gr.Error("no recording: upload a file")
-        progress(0, desc="finding speech")
-        try:
-            segments = classify_segments(self.recognizer, audio_path, self.segment_config,
-                                         lambda done, total: progress(min(done / total, 1.0), desc="listening"))
-        except FAILURES as e:
-            raise gr.Error(str(e)) from None
-        if not segments:
-            gr.Warning("No speech was found in this recording.")
-        rows = [[i + 1, s["start"], s["end"], verdict(s, percent=False), round(100 * s["probabilities"][s["label"]]), s["text"]]
-                for i, s in enumerate(segments)]
-        choices = [segment_name(i, s) for i, s in enumerate(segments)]
-        figure = timeline_plotly(segments, self.recognizer.config.labels) if segments else None
-        return figure, rows, gr.update(choices=choices, value=None), dict(path=audio_path, segments=segments)
-
-    def explain_segment(self, choice, recording):
-        """One utterance of the long recording through the full single-clip analysis."""
-        if not choice or not recording or not recording["segments"]:   # the choices were just reset
-            yield tuple(gr.update() for _ in range(CLIP_OUTPUTS))
-            return
-        s, audio_path = recording["segments"][int(choice.split(":")[0]) - 1], recording["path"]
-        info = sf.info(audio_path)
-        wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
-                           dtype="float32", always_2d=True)
-        yield from self.analyse((sr, wave), s["text"])
-
     def live_start(self):
         return LiveTake(self.live_config), "listening..."
 
@@ -283,11 +252,12 @@ class App:
         wave = take.audio()
         if take.seconds <= self.recognizer.limits.max_seconds:
             for clip in self.analyse((SAMPLE_RATE, wave), ""):
-                yield (*clip, *(gr.update() for _ in range(4)))
+                yield (*clip, *(gr.update() for _ in range(LONG_OUTPUTS)))
             return
         with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
             sf.write(f.name, wave, SAMPLE_RATE)
-        yield (*(gr.update() for _ in range(CLIP_OUTPUTS)), *self.analyse_long(f.name))
+        # one person at the microphone: the take's utterances, without speaker turns
+        yield (*(gr.update() for _ in range(CLIP_OUTPUTS)), *self.long.analyse(f.name, "off"))
 
     def predict_api(self, audio_file, text):
         """audio file + optional text -> label, probabilities, transcript, W2."""
@@ -338,7 +308,7 @@ class App:
             api_out = gr.JSON(visible=False)
             api_button = gr.Button(visible=False)
             api_button.click(self.predict_api, [api_file, api_text], api_out, api_name="predict")
-            self.wire_live(live_parts, outputs, self.build_long(outputs))
+            self.wire_live(live_parts, outputs, self.long.build(outputs))
             demo.load(self.warm_views, None, None, show_progress="hidden", api_visibility="private")
         return demo
 
@@ -371,24 +341,6 @@ class App:
         live.stream(self.live_chunk, [live, take], [label, take, status], stream_every=0.5,
                     time_limit=int(60 * self.live_config.max_minutes) + 30, concurrency_limit=None)
         live.stop_recording(self.live_stop, [take], clip_outputs + long_outputs)
-
-    def build_long(self, clip_outputs):
-        gr.Markdown("## A long recording\nA call, a lecture, yourself talking for minutes: it is cut into "
-                    "utterances where the voice pauses, and each gets its emotion.")
-        with gr.Row():
-            long_audio = gr.Audio(sources=["upload"], type="filepath", label="Recording (up to "
-                                  f"{self.segment_config.max_seconds / 60:.0f} minutes)", elem_id="long_audio")
-            run_long = gr.Button("Analyse the whole recording", variant="primary", elem_id="run_long")
-        timeline = gr.Plot(label="Emotion timeline", elem_id="timeline")
-        table = gr.Dataframe(headers=["#", "start s", "end s", "emotion", "%", "words"], label="Utterances",
-                             elem_id="segments", wrap=True)
-        with gr.Row():
-            choice = gr.Dropdown(label="Explain one utterance (its heatmap and Gaussians appear above)", choices=[],
-                                 elem_id="segment_choice")
-        recording = gr.State(None)
-        run_long.click(self.analyse_long, [long_audio], [timeline, table, choice, recording], api_name="segments")
-        choice.change(self.explain_segment, [choice, recording], clip_outputs)
-        return [timeline, table, choice, recording]
 
 
 QUEUE = dict(default_concurrency_limit=2, max_size=64)

@@ -33,6 +33,9 @@ from .ensemble import (StackedHeads, answer_together, load_members, member_direc
                        split_members, together_config)
 from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .config import DEFAULT_CHECKPOINT, add_precision_argument
+from .encoders.voice_print import VoicePrintError
+from .recording import print_result, recording_result, write_outputs
+from .segments import SegmentConfig
 from .encoders.precision import set_precision
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 from .training.steps import hide
@@ -348,9 +351,19 @@ def main(argv=None) -> int:
     parser.add_argument("--segments", action="store_true",
                         help="a long recording: split it into utterances by voice activity and classify each")
     parser.add_argument("--max-minutes", type=float, default=60.0, help="with --segments: refuse longer recordings")
+    parser.add_argument("--speakers", default=None, metavar="auto|N",
+                        help="with --segments: find who speaks (N people, or auto: estimated); each turn gets its speaker")
+    parser.add_argument("--normalise-speakers", action="store_true",
+                        help="with --speakers: hear each voice relative to that speaker's own mean (docs/conversations.md)")
+    parser.add_argument("--no-sentences", action="store_true",
+                        help="with --speakers: do not cut long turns at their sentence ends")
+    parser.add_argument("--vtt", default=None, help="with --segments: write WebVTT subtitles (speaker, emotion, words) here")
+    parser.add_argument("--csv", default=None, help="with --segments: write a CSV of the turns here")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                         help="onnx: --checkpoint is a directory written by python -m mgcma.export (no PyTorch needed)")
     args = parser.parse_args(argv)
+    if not args.segments and (args.speakers or args.vtt or args.csv or args.normalise_speakers):
+        parser.error("--speakers, --normalise-speakers, --vtt and --csv describe a long recording: add --segments")
     if args.backend == "onnx":
         if args.segments or args.precision != "float32":
             print("error: --backend onnx answers one clip in float32 (no --segments, no --precision int8)", file=sys.stderr)
@@ -362,9 +375,13 @@ def main(argv=None) -> int:
     try:
         recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
         if args.segments:
-            return print_segments(recognizer, args)
+            result = recording_result(recognizer, args.audio, SegmentConfig(max_seconds=60 * args.max_minutes),
+                                      args.speakers, args.normalise_speakers, not args.no_sentences)
+            write_outputs(result, recognizer.config.labels, args.vtt, args.csv)
+            print_result(result, args.json)
+            return 0
         result = recognizer.predict(args.audio, args.text)
-    except (AudioError, InputError, CheckpointError, ASRError) as e:
+    except (AudioError, InputError, CheckpointError, ASRError, VoicePrintError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.json:
@@ -378,20 +395,6 @@ def main(argv=None) -> int:
             print(f"W2(speech, text) = {result.w2:.3f}, Sim = {result.sim:.3f}")
         for note in result.warnings:
             print(f"note: {note}")
-    return 0
-
-
-def print_segments(recognizer, args) -> int:
-    from tqdm import tqdm
-    from .segments import SegmentConfig, classify_segments
-    cfg = SegmentConfig(max_seconds=60 * args.max_minutes)
-    with tqdm(total=100, desc="recording", unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} %") as bar:
-        segments = classify_segments(recognizer, args.audio, cfg, lambda done, total: bar.update(100 * done / total - bar.n))
-    if args.json:
-        print(json.dumps({"segments": segments}, indent=2))
-    else:
-        for s in segments:
-            print(f"{s['start']:8.2f}-{s['end']:8.2f} s  {s['label']:<8}  {s['text']}")
     return 0
 
 

@@ -93,3 +93,13 @@ def classify_segments(recognizer, path: str | Path, cfg: SegmentConfig = Segment
     if batch:
         classify()
     return segments
+
+
+def read_span(path: str | Path, start: float, end: float) -> np.ndarray:
+    """Seconds `start` to `end` of a recording as a 16 kHz mono waveform (a turn read again after
+    the recording was searched for speech, so that no more than one turn is held at a time)."""
+    with sf.SoundFile(str(path)) as f:
+        f.seek(int(start * f.samplerate))
+        raw = f.read(max(0, int((end - start) * f.samplerate)), dtype="float32", always_2d=True).mean(axis=1)
+        rate = f.samplerate
+    return raw if rate == SAMPLE_RATE else soxr.resample(raw, rate, SAMPLE_RATE).astype(np.float32)

@@ -192,21 +192,36 @@ def test_browser_an_answer_below_the_threshold_reads_not_sure(running_app, monke
 
 
 def test_browser_long_recording_shows_the_timeline(running_app, tmp_path):
-    """A recording of several utterances, uploaded."""
+    """A recording of several utterances, uploaded, without speaker turns: one lane."""
     long = long_recording(tmp_path / "long.wav")
-    url = running_app.url
-    shot = Path(os.environ.get("MGCMA_SCREENSHOT_LONG", tmp_path / "long.png"))
-    with app_page(url, 1000) as page:
+    with app_page(running_app.url, 1000) as page:
         upload(page, "#long_audio", long)
+        page.locator("#long_speakers").get_by_text("one voice").click()
         page.locator("#run_long").click()
         page.locator("#timeline .js-plotly-plot").first.wait_for(timeout=120_000)
         page.wait_for_function("document.querySelector('#segments').textContent.match(/neutral|happy|angry|sad/)",
                                timeout=30_000)
         assert len(page.locator("#timeline .js-plotly-plot .bars path").all()) >= 3   # a bar per utterance
-        page.locator("#timeline").scroll_into_view_if_needed()
+        assert "Speaker" not in page.locator("#segments").inner_text()
+
+
+def test_browser_conversation_example_gives_each_speaker_a_lane_and_files(running_app, tmp_path):
+    """The example conversation of three held-out RAVDESS actors, speakers found by the app."""
+    shot = Path(os.environ.get("MGCMA_SCREENSHOT_LONG", tmp_path / "long.png"))
+    with app_page(running_app.url, 1400) as page:
+        page.locator("#examples_long").get_by_text("conversation ravdess actors").click()   # runs it
+        page.wait_for_function("document.querySelector('#segments').textContent.includes('Speaker 2')",
+                               timeout=240_000)
+        page.wait_for_function("document.querySelector('#long_files').textContent.includes('.vtt')", timeout=30_000)
+        assert "Speaker 1" in page.locator("#speaker_summary").inner_text()
+        lanes = page.evaluate("Array.from(document.querySelectorAll('#timeline .ytick text')).map(t => t.textContent)")
+        assert {"Speaker 1", "Speaker 2"} <= set(lanes)
         page.wait_for_timeout(1000)
         shot.parent.mkdir(exist_ok=True)
-        page.locator("#timeline").screenshot(path=str(shot))
+        top, bottom = page.locator("#long_audio").bounding_box(), page.locator("#long_files").bounding_box()
+        scrolled = page.evaluate("window.scrollY")   # bounding boxes are in the viewport, the clip in the page
+        page.screenshot(path=str(shot), full_page=True, clip=dict(x=0, y=scrolled + top["y"] - 90, width=1400,
+                                                                    height=bottom["y"] + bottom["height"] - top["y"] + 100))
     assert shot.stat().st_size > 10_000
 
 

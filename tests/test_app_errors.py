@@ -8,7 +8,8 @@ import soundfile as sf
 import torch
 from gradio_client import Client, handle_file
 
-from mgcma.app.ui import CLIP_OUTPUTS, App, segment_name
+from mgcma.app.recording import segment_name
+from mgcma.app.ui import CLIP_OUTPUTS, App
 from mgcma.asr import word_error_rate
 from mgcma.checkpoint import save_model
 from mgcma.config import preset
@@ -54,7 +55,7 @@ def test_no_audio_at_all_is_explained(broken_app):
     with pytest.raises(gr.Error, match="no audio"):
         next(app.analyse(None, "some words"))
     with pytest.raises(gr.Error, match="no recording"):
-        app.analyse_long(None)
+        app.long.analyse(None)
 
 
 @pytest.mark.slow
@@ -97,9 +98,9 @@ def test_choosing_a_segment_of_the_timeline_explains_that_utterance(broken_app, 
         dict(start=1.5 + 0.0, end=1.5 + len(clips[0]) / 16000, label="happy", probabilities={}, text="first words"),
         dict(start=3.0 + len(clips[0]) / 16000, end=3.0 + (len(clips[0]) + len(clips[1])) / 16000, label="sad",
              probabilities={}, text="second words")])
-    *_, (probabilities, transcript, *_) = app.explain_segment(segment_name(1, recording["segments"][1]), recording)
+    *_, (probabilities, transcript, *_) = app.long.explain(segment_name(1, recording["segments"][1]), recording)
     assert transcript == "second words" and set(probabilities) == set(app.recognizer.config.labels)
     expected = app.recognizer.predict((16000, clips[1][None].T), "second words").probabilities
     assert probabilities == pytest.approx(expected, abs=0.02)   # the second utterance, not the first or the whole file
-    [unchanged] = app.explain_segment(None, recording)
+    [unchanged] = app.long.explain(None, recording)
     assert len(unchanged) == CLIP_OUTPUTS and all(u == gr.update() for u in unchanged)

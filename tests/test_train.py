@@ -340,3 +340,30 @@ def test_one_validation_seed_holds_out_the_same_speakers_for_every_seed(corpus):
 
     assert held(seed=0) != held(seed=1)   # by default each seed draws its own
     assert held(seed=0, val_seed=5) == held(seed=1, val_seed=5) == held(seed=5)
+
+
+def test_leave_one_corpus_out_selects_on_two_or_more_speakers_of_every_training_corpus():
+    """Four corpora of 6-10 speakers, one of them text only: each fold's validation pool holds at least
+    two whole speakers of every spoken training corpus, every class of it, and nobody it tests."""
+    from mgcma.data.records import Utterance
+    from mgcma.training.protocols import make_folds
+    labels = ["neutral", "happy", "angry", "sad"]
+    records = []
+    for corpus, n_speakers in (("a", 6), ("b", 9), ("c", 10), ("d", 24)):
+        for s in range(n_speakers):
+            split = "test" if corpus == "d" and s >= 18 else ""
+            # speaker 0 of "c" has no sad clip, so some draws miss a class
+            records += [Utterance(f"{corpus}{s}-{k}", "x.wav", "t", labels[k % 4], f"{corpus}{s}", corpus=corpus,
+                                  split=split) for k in range(8) if not (corpus == "c" and s == 0 and k % 4 == 3)]
+    records += [Utterance(f"w{k}", None, "words", labels[k % 4], "w", corpus="words") for k in range(40)]
+    folds = make_folds(TrainConfig(protocol="corpora"), records)
+    assert [name for name, *_ in folds] == ["a", "b", "c", "d"]
+    for name, train_idx, test_idx, val_idx in folds:
+        tested = {records[i].speaker for i in test_idx}
+        assert {records[i].corpus for i in test_idx} == {name}
+        assert not tested & {records[i].speaker for i in train_idx + val_idx}
+        assert not {records[i].speaker for i in val_idx} & {records[i].speaker for i in train_idx if records[i].has_audio}
+        for corpus in {"a", "b", "c", "d"} - {name}:
+            mine = [records[i] for i in val_idx if records[i].corpus == corpus]
+            assert len({r.speaker for r in mine}) >= 2 and {r.label for r in mine} == set(labels)
+        assert all(records[i].split != "test" for i in train_idx + val_idx)

@@ -226,15 +226,16 @@ def check_speaker_independence(records: list[Utterance], name: str, train_idx: l
 
 
 def validation_split(records: list[Utterance], train_idx: list[int], fraction: float = 0.15,
-                     seed: int = 0) -> tuple[list[int], list[int]]:
+                     seed: int = 0, min_speakers: int = 2) -> tuple[list[int], list[int]]:
     """Split the training side only: whole speakers go to validation (as the test fold holds
-    unseen speakers), falling back to random utterances when there are too few speakers."""
+    unseen speakers), at least `min_speakers` of them while two stay to train, chosen so that
+    every class of the training side is heard in validation when some choice allows it. Falls
+    back to random utterances when there are too few speakers."""
     rng = random.Random(seed)
     speakers = sorted({records[i].speaker for i in train_idx})
     if len(speakers) >= 3:
-        rng.shuffle(speakers)
-        n_val = max(1, round(fraction * len(speakers)))
-        held = set(speakers[:n_val])
+        n_val = max(1, min(max(min_speakers, round(fraction * len(speakers))), len(speakers) - 2))
+        held = held_out_speakers(records, train_idx, speakers, n_val, rng)
         val = [i for i in train_idx if records[i].speaker in held]
         return [i for i in train_idx if records[i].speaker not in held], val
     corpus = records[train_idx[0]].corpus if train_idx else ""
@@ -245,6 +246,21 @@ def validation_split(records: list[Utterance], train_idx: list[int], fraction: f
     rng.shuffle(shuffled)
     n_val = max(1, round(fraction * len(shuffled)))
     return sorted(shuffled[n_val:]), sorted(shuffled[:n_val])
+
+
+def held_out_speakers(records, train_idx, speakers: list[str], n_val: int, rng: random.Random,
+                      tries: int = 50) -> set[str]:
+    """The first of `tries` seeded draws of `n_val` speakers whose clips hold every class (a
+    validation without some class cannot select for it); the first draw when none does."""
+    labels = {records[i].label for i in train_idx}
+    draws = []
+    for _ in range(tries):
+        rng.shuffle(speakers)
+        held = set(speakers[:n_val])
+        if {records[i].label for i in train_idx if records[i].speaker in held} == labels:
+            return held
+        draws.append(held)
+    return draws[0]
 
 
 def training_share(records: list[Utterance], train_idx: list[int], fraction: float = 1.0,
