@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 
 from mgcma.checkpoint import load_model, load_tokenizer  # noqa: E402
 from mgcma.data.records import leave_one_group_out, read_manifest  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
+from mgcma.config import DEFAULT_CHECKPOINT  # noqa: E402
+from mgcma.infer.recognizer import EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402
 from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure, versus_table  # noqa: E402

@@ -1,4 +1,4 @@
-"""Words under the cross-attention heatmap: Whisper's word times (mgcma/word_timer.py) matched to
+"""Words under the cross-attention heatmap: Whisper's word times (mgcma/infer/word_timer.py) matched to
 the model's words, and how much of a word's attention falls inside its own spoken span.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from mgcma.word_timer import Word, WordTimer
+from mgcma.infer.word_timer import Word, WordTimer
 
 
 def normalise(word: str) -> str:

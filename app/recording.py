@@ -12,10 +12,10 @@ import gradio as gr
 import soundfile as sf
 
 from mgcma.analysis.timeline import timeline_plotly, verdict
-from mgcma.conversation import SpeakerConfig, conversation
+from mgcma.infer.conversation import SpeakerConfig, conversation
 from mgcma.encoders.voice_print import VoicePrint, VoicePrintError
-from mgcma.segments import SegmentConfig, classify_segments
-from mgcma.subtitles import to_csv, to_vtt
+from mgcma.infer.segments import SegmentConfig, classify_segments
+from mgcma.infer.subtitles import to_csv, to_vtt
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 SPEAKER_CHOICES = [("find them", "auto"), ("2", "2"), ("3", "3"), ("4", "4"), ("one voice: no turns", "off")]

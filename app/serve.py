@@ -16,7 +16,7 @@ os.environ.setdefault("MPLBACKEND", "agg")
 
 from mgcma.app.gradio_import import skip_stub_writing  # noqa: E402
 from mgcma.config import DEFAULT_CHECKPOINT, add_precision_argument  # noqa: E402
-from mgcma.predict import EmotionRecognizer  # noqa: E402
+from mgcma.infer.recognizer import EmotionRecognizer  # noqa: E402
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -14,13 +14,13 @@ import soundfile as sf
 
 from mgcma.analysis.reference import FILE as REFERENCE_FILE, ReferenceMap
 from mgcma.analysis.views import placeholder_plotly, prediction_views
-from mgcma.asr import ASRError
+from mgcma.infer.asr import ASRError
 from mgcma.audio import SAMPLE_RATE, AudioError
 from mgcma.calibration import top_two
-from mgcma.live import LiveConfig, LiveTake, live_label
-from mgcma.predict import EmotionRecognizer, InputError
-from mgcma.segments import SegmentConfig
-from mgcma.word_timer import WordTimer
+from mgcma.infer.live import LiveConfig, LiveTake, live_label
+from mgcma.infer.recognizer import EmotionRecognizer, InputError
+from mgcma.infer.segments import SegmentConfig
+from mgcma.infer.word_timer import WordTimer
 
 from .recording import EXAMPLES_DIR, LongRecording
 

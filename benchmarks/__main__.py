@@ -22,7 +22,8 @@ import torch  # noqa: E402
 
 from mgcma.config import preset  # noqa: E402
 from mgcma.model import MGCMA  # noqa: E402
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer  # noqa: E402
+from mgcma.config import DEFAULT_CHECKPOINT  # noqa: E402
+from mgcma.infer.recognizer import EmotionRecognizer  # noqa: E402
 
 from benchmarks.common import DEVICE, ROOT, measure, speech_clip  # noqa: E402
 from benchmarks.laptop import KEYS, run as laptop  # noqa: E402  (the laptop-CPU keys: request, live hop, long, int8, ONNX, start)

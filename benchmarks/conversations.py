@@ -31,10 +31,10 @@ from scipy.optimize import linear_sum_assignment
 
 from benchmarks.common import manifest_records, report
 from mgcma.audio import SAMPLE_RATE, load_audio, normalise_loudness, speech_span
-from mgcma.conversation import SpeakerConfig, classify_turns, diarise
+from mgcma.infer.conversation import SpeakerConfig, classify_turns, diarise
 from mgcma.encoders.voice_print import VoicePrint, VoiceWindows
 from mgcma.metrics import classification_metrics
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.recognizer import EmotionRecognizer
 
 FRAME = 0.01
 
@@ -134,7 +134,7 @@ def pyannote_der(truth, turns) -> float | None:
         ref[Segment(s, e), i] = f"s{k}"
     for i, tn in enumerate(turns):
         hyp[Segment(tn.start, tn.end), i] = f"h{tn.speaker}"
-    return float(DiarizationErrorRate()(ref, hyp))
+    return float(DiarizationErrorRate(collar=0.5)(ref, hyp))   # NIST's 0.25 s either side of each true boundary
 
 
 def utterance_answers(truth, rows) -> list[str | None]:

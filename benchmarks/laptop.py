@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mgcma.asr import FasterWhisperASR
-from mgcma.live import LiveTake, live_label
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+from mgcma.infer.asr import FasterWhisperASR
+from mgcma.infer.live import LiveTake, live_label
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.encoders.precision import frame_cosine
 
 from .common import ROOT, bench_app_cold_start, measure, speech_clip

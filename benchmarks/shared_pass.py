@@ -21,10 +21,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from mgcma.asr import FasterWhisperASR, word_error_rate
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
-from mgcma.segments import SegmentConfig, classify_segments
-from mgcma.shared_asr import decoder_directory
+from mgcma.infer.asr import FasterWhisperASR, word_error_rate
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.infer.segments import SegmentConfig, classify_segments
+from mgcma.infer.shared_asr import decoder_directory
 
 from .common import ROOT, report, speech_clip
 

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from mgcma.audio import SAMPLE_RATE
 from mgcma.metrics import classification_metrics
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
 
 from .common import manifest_records, report
 

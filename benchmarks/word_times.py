@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from mgcma.analysis.word_times import WordTimer
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.data.synthetic import ESpeak
 
 from .common import report

@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .asr import ASRError
+from .infer.asr import ASRError
 from .audio import SAMPLE_RATE, AudioError
 from .data.augment import degrade
 from .calibration import accuracy_coverage, calibrated, reliability
 from .checkpoint import CheckpointError
 from .data.records import ManifestError, read_manifest
 from .metrics import classification_metrics
-from .speaker_means import SpeechMean
+from .infer.speaker_means import SpeechMean
 from .config import DEFAULT_CHECKPOINT, add_precision_argument
-from .predict import EmotionRecognizer, InputError
+from .infer.recognizer import EmotionRecognizer, InputError
 from .training.steps import confidence_scores
 
 

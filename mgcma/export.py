@@ -28,9 +28,9 @@ import torch.nn as nn
 from .checkpoint import CONFIG_FILE, CheckpointError, load_model, load_tokenizer
 from .ensemble import ENSEMBLE_FILE, load_members, member_directories, split_members
 from .model import MGCMA
-from .speaker_means import STATS_FILE
+from .infer.speaker_means import STATS_FILE
 from .onnx_backend import MEL_FILTERS, OnnxRecognizer
-from .predict import EmotionRecognizer
+from .infer.recognizer import EmotionRecognizer
 from .encoders.whisper import WhisperAudioEncoder, mel_filters
 
 OPSET = 18

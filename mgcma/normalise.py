@@ -2,7 +2,7 @@
 
 Writes DIR/speech_stats.npz: the mean of the speech features the model reads over its training
 clips, and over those of each label, for normalisation by the speaker's or session's own speech
-(mgcma/speaker_means.py).
+(mgcma/infer/speaker_means.py).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from .audio import AudioError
 from .data.records import ManifestError, read_manifest
-from .predict import EmotionRecognizer, InputError
-from .speaker_means import STATS_FILE, SpeechMean, save_means
+from .infer.recognizer import EmotionRecognizer, InputError
+from .infer.speaker_means import STATS_FILE, SpeechMean, save_means
 
 
 def main(argv=None) -> int:

@@ -3,10 +3,10 @@
   python -m mgcma.onnx_backend --onnx DIR --audio clip.wav [--text "..."] [--asr faster-whisper|none] [--json]
   python -m mgcma.predict --backend onnx --checkpoint DIR ...      (the same, through the usual CLI)
 
-The request is the PyTorch path's (mgcma/predict.py): the clip is read, resampled and cleaned up
+The request is the PyTorch path's (mgcma/infer/recognizer.py): the clip is read, resampled and cleaned up
 by mgcma/audio.py, Whisper's log-mel front end is computed here in numpy, each encoder runs once
 and the head once per answer. Transcripts come from faster-whisper's tiny.en (CTranslate2, no
-PyTorch either); the shared encoder pass of mgcma/shared_asr.py is PyTorch's only.
+PyTorch either); the shared encoder pass of mgcma/infer/shared_asr.py is PyTorch's only.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class OnnxRecognizer:
         self.limits = limits
         self.asr = None
         if asr != "none":
-            from .asr import load_asr
+            from .infer.asr import load_asr
             self.asr = load_asr(asr, "cpu")
 
     def load(self, audio) -> np.ndarray:

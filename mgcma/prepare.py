@@ -28,7 +28,7 @@ def fill_transcripts(records, asr_spec: str, every: bool = False):
     """Transcribe the records whose text is empty, or `every` record with audio (what a recogniser
     hears in place of what was typed); progress bar. The others are kept as they are."""
     from tqdm import tqdm
-    from .asr import load_asr
+    from .infer.asr import load_asr
     from .audio import load_audio
     missing = [r for r in records if r.path and (every or not r.text.strip())]
     if missing:

@@ -67,7 +67,7 @@ def running_app():
     """The app on the bundled model, in this process, on a free loopback port."""
     from mgcma.app.serve import load_warm
     from mgcma.app.ui import App, QUEUE
-    from mgcma.predict import DEFAULT_CHECKPOINT
+    from mgcma.config import DEFAULT_CHECKPOINT
     app = App(load_warm(DEFAULT_CHECKPOINT, asr="auto", device="cpu", precision="float32"))   # as python app.py
     demo = app.build().queue(**QUEUE)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,

@@ -10,8 +10,8 @@ import pytest
 from gradio_client import Client, handle_file
 
 from mgcma.app.ui import answers_markdown, example_captions, example_rows, examples
-from mgcma.asr import word_error_rate
-from mgcma.predict import DEFAULT_CHECKPOINT
+from mgcma.infer.asr import word_error_rate
+from mgcma.config import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 HAPPY = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
@@ -134,7 +134,7 @@ def test_examples_are_bundled():
 
 
 def test_the_default_gets_each_real_example_right_from_the_voice_alone():
-    from mgcma.predict import EmotionRecognizer
+    from mgcma.infer.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
     real = example_rows("real")
     assert {row["label"] for row in real} == set(LABELS)

@@ -13,7 +13,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from mgcma.app.ui import example_captions, example_rows
-from mgcma.asr import word_error_rate
+from mgcma.infer.asr import word_error_rate
 from tests.test_app import HAPPY, LABELS, SAD, long_recording
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

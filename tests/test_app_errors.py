@@ -10,11 +10,11 @@ from gradio_client import Client, handle_file
 
 from mgcma.app.recording import segment_name
 from mgcma.app.ui import CLIP_OUTPUTS, App
-from mgcma.asr import word_error_rate
+from mgcma.infer.asr import word_error_rate
 from mgcma.checkpoint import save_model
 from mgcma.config import preset
 from mgcma.model import MGCMA
-from mgcma.predict import EmotionRecognizer, InputError
+from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.audio import AudioError
 
 ROOT = Path(__file__).resolve().parents[1]

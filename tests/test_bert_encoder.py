@@ -83,7 +83,7 @@ def test_other_text_encoders_still_come_from_transformers():
 
 def test_the_bundled_model_answers_without_importing_transformers():
     """transformers costs the app 2.5-3.5 s of its start; the default model's path needs none of it."""
-    code = ("import sys; from mgcma.predict import EmotionRecognizer; "
+    code = ("import sys; from mgcma.infer.recognizer import EmotionRecognizer; "
             "r = EmotionRecognizer('checkpoints/default', 'none'); "
             "p = r.predict('app/examples/ravdess-happy-actor21.flac', 'Kids are talking by the door.'); "
             "assert 'transformers' not in sys.modules, 'transformers was imported'; print(p.label)")

@@ -1,4 +1,4 @@
-"""Speaker turns and emotion per speaker (mgcma/conversation.py, mgcma/subtitles.py, the CLI)."""
+"""Speaker turns and emotion per speaker (mgcma/infer/conversation.py, mgcma/infer/subtitles.py, the CLI)."""
 import csv
 import io
 import json
@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from mgcma.audio import SAMPLE_RATE, AudioError
-from mgcma.conversation import (SpeakerConfig, Turn, conversation, cut_utterance, diarise, sentence_pieces,
+from mgcma.infer.conversation import (SpeakerConfig, conversation, cut_utterance, diarise, sentence_pieces,
                                 speaker_summary)
 from mgcma.encoders.voice_print import VoicePrint
-from mgcma.segments import SegmentConfig
-from mgcma.subtitles import timestamp, to_csv, to_vtt
+from mgcma.infer.segments import SegmentConfig
+from mgcma.infer.subtitles import timestamp, to_csv, to_vtt
 
 LINES = ["The meeting starts at nine tomorrow morning.", "I have not read the report yet, sorry.",
          "Could you send me the numbers again please?", "We should ask the others what they think.",
@@ -140,7 +140,7 @@ def test_each_speaker_gets_a_summary_of_their_time():
 
 @pytest.mark.slow
 def test_every_turn_of_a_conversation_carries_a_speaker_and_an_answer(voice_print, two_voices, test_checkpoint):
-    from mgcma.predict import EmotionRecognizer
+    from mgcma.infer.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer(test_checkpoint, asr="none")
     result = conversation(recognizer, voice_print, two_voices[0], SpeakerConfig(speakers=2))
     assert {r["speaker"] for r in result["segments"]} == {"Speaker 1", "Speaker 2"}

@@ -242,7 +242,7 @@ def test_prepare_fills_empty_transcripts_or_every_one_with_the_asr(tmp_path):
     (tmp_path / "in.csv").write_text("path,text,label,speaker\na.wav,,happy,s1\na.wav,kept as it is,happy,s1\n")
     assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
     texts = [r.text for r in read_manifest(tmp_path / "out.csv")]
-    from mgcma.asr import word_error_rate   # quantised decoding varies between machines: bound the error, not the words
+    from mgcma.infer.asr import word_error_rate   # quantised decoding varies between machines: bound the error, not the words
     assert word_error_rate("I just got the job, this is wonderful news.", texts[0]) <= 0.3 and texts[1] == "kept as it is"
     assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "heard.csv"), "--retranscribe"]) == 0
     heard = [r.text for r in read_manifest(tmp_path / "heard.csv")]   # what a recogniser hears replaces what was typed

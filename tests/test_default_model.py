@@ -10,7 +10,8 @@ import torch
 
 from mgcma.data.corpora import read_ravdess
 from mgcma.metrics import classification_metrics
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # published in the model card (checkpoints/default/README.md): RAVDESS actors 19-24, voice and words

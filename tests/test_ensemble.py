@@ -10,8 +10,8 @@ from mgcma.checkpoint import save_model
 from mgcma.config import preset
 from mgcma.ensemble import ENSEMBLE_FILE, StackedHeads, main as pack
 from mgcma.model import MGCMA
-from mgcma.speaker_means import SpeechMean, save_means, STATS_FILE
-from mgcma.predict import EmotionRecognizer, InputError
+from mgcma.infer.speaker_means import SpeechMean, save_means, STATS_FILE
+from mgcma.infer.recognizer import EmotionRecognizer, InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))

@@ -14,7 +14,8 @@ from mgcma.export import export
 from mgcma.model import MGCMA
 from mgcma.export import compare_with_torch
 from mgcma.onnx_backend import OnnxRecognizer, log_mel
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))    # RAVDESS actors 20-23, committed with the app

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mgcma.live import LiveConfig, LiveTake, live_label
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.live import LiveConfig, LiveTake, live_label
+from mgcma.infer.recognizer import EmotionRecognizer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
 

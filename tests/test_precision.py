@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer, InputError
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.encoders.precision import check_precision, frame_cosine
 
 ROOT = Path(__file__).resolve().parents[1]

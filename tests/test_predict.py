@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from mgcma.asr import ASRError, load_asr, word_error_rate
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.asr import ASRError, load_asr, word_error_rate
+from mgcma.infer.recognizer import EmotionRecognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
@@ -142,7 +142,8 @@ def test_cli_missing_checkpoint(tmp_path):
 def test_the_voice_alone_answers_as_the_voice_beside_hidden_words():
     """Without words the text encoder is skipped; the answer is the one given when words are there
     but hidden from it (the "speech" answer)."""
-    from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+    from mgcma.config import DEFAULT_CHECKPOINT
+    from mgcma.infer.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
     clip = sorted((Path(__file__).resolve().parents[1] / "app" / "examples").glob("*.flac"))[0]
     alone = recognizer.predict(clip, None, use_asr=False)

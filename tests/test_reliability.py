@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 
-from mgcma.asr import word_error_rate
+from mgcma.infer.asr import word_error_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
@@ -116,7 +116,8 @@ def soxr_resample(wave, rate):
 
 @pytest.fixture(scope="module")
 def default_recognizer():
-    from mgcma.predict import DEFAULT_CHECKPOINT, EmotionRecognizer
+    from mgcma.config import DEFAULT_CHECKPOINT
+    from mgcma.infer.recognizer import EmotionRecognizer
     return EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
 
 

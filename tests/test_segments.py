@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from mgcma.audio import AudioError
-from mgcma.segments import SegmentConfig, speech_segments
+from mgcma.infer.segments import SegmentConfig, speech_segments
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
@@ -48,8 +48,8 @@ def test_small_blocks_give_the_same_segments(long_recording):
 
 
 def test_utterances_classified_in_batches_answer_as_one_at_a_time(long_recording, test_checkpoint):
-    from mgcma.predict import EmotionRecognizer
-    from mgcma.segments import classify_segments
+    from mgcma.infer.recognizer import EmotionRecognizer
+    from mgcma.infer.segments import classify_segments
     recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
     done = []
     alone = classify_segments(recognizer, long_recording[0], SegmentConfig(batch=1))

@@ -6,10 +6,10 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from mgcma.asr import ASRError, FasterWhisperASR, word_error_rate
+from mgcma.infer.asr import ASRError, FasterWhisperASR, word_error_rate
 from mgcma.config import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT
-from mgcma.predict import EmotionRecognizer
-from mgcma.shared_asr import SharedWhisperASR
+from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.infer.shared_asr import SharedWhisperASR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 EXAMPLE = EXAMPLES / "happy-happy-spk04.wav"
@@ -120,7 +120,7 @@ def test_loading_the_decoder_leaves_pytorch_its_threads():
 
 
 def test_a_sentence_the_decoder_repeats_at_the_end_is_kept_once():
-    from mgcma.shared_asr import drop_repeats
+    from mgcma.infer.shared_asr import drop_repeats
     assert drop_repeats("Dogs are sitting by the door. Dogs are sitting by the door.") == "Dogs are sitting by the door."
     assert drop_repeats("Kids are talking. Kids are talking. Kids are talking.") == "Kids are talking."
     assert drop_repeats("Oh no. No, no, no, no.") == "Oh no. No, no, no, no."    # short words repeat in speech
@@ -128,7 +128,7 @@ def test_a_sentence_the_decoder_repeats_at_the_end_is_kept_once():
 
 
 def test_the_encoding_of_silence_is_kept_on_disk_and_made_again_when_broken(recognizer, tmp_path, monkeypatch):
-    from mgcma.shared_asr import encode_silence, encoder_key
+    from mgcma.infer.shared_asr import encode_silence, encoder_key
     monkeypatch.setenv("MGCMA_CACHE", str(tmp_path))
     asr = recognizer.asr
     monkeypatch.setattr(asr, "_silence", None)

@@ -7,8 +7,8 @@ import pytest
 
 from mgcma.evaluate import main as evaluate
 from mgcma.normalise import main as write_stats
-from mgcma.speaker_means import STATS_FILE, SpeechMean, load_means
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, load_means
+from mgcma.infer.recognizer import EmotionRecognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
@@ -57,7 +57,7 @@ def test_the_layer_means_move_a_heads_mixed_frames_as_their_own_means_do():
     import torch
     from mgcma.config import preset
     from mgcma.model import MGCMA
-    from mgcma.speaker_means import layer_frames
+    from mgcma.infer.speaker_means import layer_frames
     torch.manual_seed(0)
     model = MGCMA(preset("test", speech_layers="weighted")).eval()
     torch.nn.init.normal_(model.speech_layer_logits, std=2.0)
@@ -75,7 +75,7 @@ def test_means_of_another_shape_are_set_aside_with_a_warning(test_checkpoint, tm
     path = tmp_path / "model"
     shutil.copytree(test_checkpoint, path)
     stale = SpeechMean(total=np.ones(7), frames=1, clips=1, seconds=1.0)
-    from mgcma.speaker_means import save_means
+    from mgcma.infer.speaker_means import save_means
     save_means({"all": stale}, path / STATS_FILE)
     with pytest.warns(UserWarning, match="python -m mgcma.normalise"):
         recognizer = EmotionRecognizer(path, asr="none", device="cpu")

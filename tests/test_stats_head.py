@@ -13,7 +13,7 @@ from mgcma.ensemble import main as pack
 from mgcma.export import export
 from mgcma.model import MGCMA
 from mgcma.export import compare_with_torch
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.stats_head import (C_GRID, StatsHead, StatsHeadConfig, TrainingSet, candidate_layers, main as stats_head_cli, mix_into,
                               pooled_statistics, train_stats_head)
 

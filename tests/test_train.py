@@ -163,7 +163,7 @@ def test_training_learns_a_learnable_toy_set_well_above_chance(tmp_path):
             label = list(WORDS)[k % 4]
             words = rng.sample(WORDS[label].split(), 2) + rng.sample(fillers, 3)
             rng.shuffle(words)
-            w.writerow(["", " ".join(words), label, f"spk{k % 8}", str(k % 8 // 2)])
+            w.writerow(["", " ".join(words), label, f"spk{k % 16}", str(k % 16 // 4)])
     summary = train(quick(tmp_path / "toy.csv", tmp_path / "run", modality="text", use_dist=False, use_token=False,
                           use_inst=False, folds="0", epochs=8, lr_heads=3e-3))
     assert summary["UA_mean"] >= 0.75, summary["folds"]

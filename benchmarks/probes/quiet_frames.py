@@ -11,7 +11,7 @@ import torch
 
 from mgcma.data.records import read_manifest
 from mgcma.evaluate import score_records
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.audio import HOP_LENGTH
 
 HOP = 2 * HOP_LENGTH   # samples per encoder frame: Whisper's second convolution has stride 2

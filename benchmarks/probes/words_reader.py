@@ -14,7 +14,7 @@ from tqdm import tqdm
 from mgcma.data.records import read_manifest
 from mgcma.metrics import classification_metrics
 from mgcma.model import masked_mean
-from mgcma.predict import EmotionRecognizer
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.stats_head import balanced_weights, fit_linear
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)

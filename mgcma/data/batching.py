@@ -179,3 +179,9 @@ def padding_fraction(batches: list[list[int]], durations: list[float]) -> float:
     total = sum(max(durations[i] for i in b) * len(b) for b in batches)
     real = sum(durations[i] for b in batches for i in b)
     return 1.0 - real / total
+
+
+def hide(inputs: dict, side: str, rows: torch.Tensor) -> None:
+    """Make `side` ("speech" | "text") absent in the given rows (B,) bool."""
+    key = "text_mask" if side == "text" else ("speech_mask" if "speech_mask" in inputs else "audio_mask")
+    inputs[key] = inputs[key] & ~rows.to(inputs[key].device)[:, None]

@@ -250,17 +250,21 @@ def validation_split(records: list[Utterance], train_idx: list[int], fraction: f
 
 def held_out_speakers(records, train_idx, speakers: list[str], n_val: int, rng: random.Random,
                       tries: int = 50) -> set[str]:
-    """The first of `tries` seeded draws of `n_val` speakers whose clips hold every class (a
-    validation without some class cannot select for it); the first draw when none does."""
+    """The best of `tries` seeded draws of `n_val` speakers: training must keep every class, and of
+    those draws the first whose validation hears the most classes (all where any draw does)."""
     labels = {records[i].label for i in train_idx}
-    draws = []
+    best, best_score = None, None
     for _ in range(tries):
         rng.shuffle(speakers)
         held = set(speakers[:n_val])
-        if {records[i].label for i in train_idx if records[i].speaker in held} == labels:
-            return held
-        draws.append(held)
-    return draws[0]
+        heard = {records[i].label for i in train_idx if records[i].speaker in held}
+        kept = {records[i].label for i in train_idx if records[i].speaker not in held}
+        score = (kept == labels, len(heard))
+        if best_score is None or score > best_score:
+            best, best_score = held, score
+        if score == (True, len(labels)):
+            break
+    return best
 
 
 def training_share(records: list[Utterance], train_idx: list[int], fraction: float = 1.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.batching import hide
 from ..encoders import partial
 from ..calibration import calibrated, expected_calibration_error
 from ..metrics import classification_metrics
@@ -93,12 +94,6 @@ def model_inputs(model, batch, caches, modality: str = "both"):
     if modality != "both" and c.modality == "both":
         hide(inputs, "text" if modality == "speech" else "speech", torch.ones(len(batch["labels"]), dtype=torch.bool))
     return inputs
-
-
-def hide(inputs: dict, side: str, rows: torch.Tensor) -> None:
-    """Make `side` ("speech" | "text") absent in the given rows (B,) bool."""
-    key = "text_mask" if side == "text" else ("speech_mask" if "speech_mask" in inputs else "audio_mask")
-    inputs[key] = inputs[key] & ~rows.to(inputs[key].device)[:, None]
 
 
 def drop_modalities(inputs: dict, p: float) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .audio import SAMPLE_RATE, AudioError
+from ..audio import SAMPLE_RATE, AudioError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
-from .audio import SAMPLE_RATE, AudioError
+from ..audio import SAMPLE_RATE, AudioError
 
 
 @dataclass(frozen=True)

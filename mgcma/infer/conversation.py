@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from .audio import SAMPLE_RATE, AudioError
-from .encoders.voice_print import VoicePrint
+from ..audio import SAMPLE_RATE, AudioError
+from ..encoders.voice_print import VoicePrint
 from .segments import SegmentConfig, read_span, speech_segments
 from .speaker_means import SpeechMean
 
@@ -180,9 +180,12 @@ def speaker_references(recognizer, path, turns: list[Turn]) -> dict[int, SpeechM
     """Each speaker's mean speech features over all their turns, the reference their voice is heard against."""
     means: dict[int, SpeechMean] = {}
     for turn in turns:
-        recognizer.add_reference(means.setdefault(turn.speaker, SpeechMean()),
-                                 (SAMPLE_RATE, read_span(path, turn.start, turn.end)))
-    return means
+        try:
+            recognizer.add_reference(means.setdefault(turn.speaker, SpeechMean()),
+                                     (SAMPLE_RATE, read_span(path, turn.start, turn.end)))
+        except AudioError:   # too short or silent after clean-up: it adds nothing to the mean
+            continue
+    return {speaker: mean for speaker, mean in means.items() if mean.frames}
 
 
 def turn_row(turn: Turn, start: float, end: float, pred) -> dict:

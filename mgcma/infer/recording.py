@@ -10,7 +10,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from .conversation import SpeakerConfig, conversation
-from .encoders.voice_print import VoicePrint
+from ..encoders.voice_print import VoicePrint
 from .segments import SegmentConfig, classify_segments
 from .subtitles import to_csv, to_vtt
 from .word_timer import WordTimer

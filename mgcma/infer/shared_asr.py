@@ -29,10 +29,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .asr import torch_threads_kept
-from .checkpoint import atomic_write, weights_checksum
-from .audio import SAMPLE_RATE
-from .config import WHISPER_BASE, WHISPER_TINY_EN
-from .encoders.whisper import CLIP_SAMPLES, cache_dir, embedded_whisper_dir, log_mel
+from ..checkpoint import atomic_write, weights_checksum
+from ..audio import SAMPLE_RATE
+from ..config import WHISPER_BASE, WHISPER_TINY_EN
+from ..encoders.whisper import CLIP_SAMPLES, cache_dir, embedded_whisper_dir, log_mel
 
 
 @dataclass
