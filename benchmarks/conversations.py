@@ -1,25 +1,29 @@
 """Who spoke, and how they felt, on conversations built from voices the model never heard.
 
-Each conversation: 2-4 speakers of one corpus taking turns (one acted clip a turn, its silences
-trimmed), pauses of 0.3-1 s, some turns starting up to 0.4 s before the last one ends, a level of
-its own for each speaker (0 to -9 dB), and in half of them background babble at 15 dB SNR made of
-other voices. Scored against the truth on 10-ms frames:
+Each conversation: 2-4 speakers of one corpus taking turns (a turn is 1-3 acted clips of one speaker
+in one emotion, each cut to its speech, 0.2-0.4 s apart), pauses of 0.3-1 s between turns, some turns
+starting up to 0.4 s before the last one ends, a level of its own for each speaker (0 to -9 dB), and in
+half of them background babble at 15 dB SNR made of other voices. Scored against the truth on 10-ms frames:
 - speaker error: the share of single-speaker speech time given to the wrong speaker after the best
-  one-to-one mapping (missed speech is counted apart); pyannote.metrics' diarisation error rate when
-  it is installed;
+  one-to-one mapping (missed speech is counted apart), and pyannote.metrics' diarisation error rate
+  (missed speech, false alarm and confusion; NIST's 0.25-s collar either side of each true boundary);
 - how often the number of speakers is right;
 - emotion UA per true utterance (the answer of the turn that covers most of it), with and without
   per-speaker normalisation, against the same clips classified one by one.
 
-  python -m benchmarks.conversations --manifest data/ravdess4.csv:test,data/nemo.csv --babble data/ravdess4.csv:train \
-      --conversations 24 --emotion --out benchmarks/results/conversations.json
+  python -m benchmarks.conversations --manifest data/ravdess4.csv:test,data/nemo.csv --babble data/emodb.csv \
+      --conversations 16 --emotion --out benchmarks/results/conversations.json
   python -m benchmarks.conversations --manifest data/ravdess4.csv:train,data/emodb.csv,data/emovo.csv \
-      --babble data/nemo.csv --sweep 0.25,0.3,0.35,0.4,0.45       # choosing merge_below on training voices
+      --babble data/nemo.csv --min-speakers 1 --sweep 0.4/1,0.4/1.05,0.4/1.1   # thresholds, on training voices
+  python -m benchmarks.conversations --manifest data/nemo.csv --max-speakers 3 --minutes 60   # speed and memory
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +33,7 @@ import soundfile as sf
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.common import manifest_records, report
+from benchmarks.common import ROOT, manifest_records, report
 from mgcma.audio import SAMPLE_RATE, load_audio, normalise_loudness, speech_span
 from mgcma.infer.conversation import SpeakerConfig, classify_turns, diarise
 from mgcma.encoders.voice_print import VoicePrint, VoiceWindows
@@ -64,9 +68,10 @@ def babble_bed(rng, pool: list, seconds: float, talkers: int = 5) -> np.ndarray:
 
 
 def make_conversation(rng, voices: dict, n_speakers: int, n_turns: int, babble_pool: list | None,
-                      clips_per_turn: int = 3):
+                      clips_per_turn: int = 3, one_emotion: bool = False):
     """-> (wave, [(start s, end s, speaker index, label, clip path)] one per clip). A turn is 1 to
-    `clips_per_turn` clips of one speaker in one emotion, 0.2-0.4 s apart."""
+    `clips_per_turn` clips of one speaker in one emotion, 0.2-0.4 s apart; `one_emotion`: each
+    speaker keeps one emotion throughout (where per-speaker normalisation could erase it)."""
     corpora = sorted({name.split("/")[0] for name in voices})
     corpus = corpora[rng.integers(len(corpora))]
     names = [n for n in voices if n.startswith(corpus + "/")]
@@ -75,10 +80,11 @@ def make_conversation(rng, voices: dict, n_speakers: int, n_turns: int, babble_p
     order = list(rng.permutation(len(chosen)))
     while len(order) < n_turns:
         order.append(int(rng.choice([s for s in range(len(chosen)) if s != order[-1]] or order)))
+    kept = [voices[name][rng.integers(len(voices[name]))].label for name in chosen]
     pieces, truth, t = [], [], 0.5
     for k in order:
         own = voices[chosen[k]]
-        label = own[rng.integers(len(own))].label
+        label = kept[k] if one_emotion else own[rng.integers(len(own))].label
         same = [r for r in own if r.label == label]
         for j, record in enumerate(same[i] for i in rng.choice(len(same), min(len(same), rng.integers(1, clips_per_turn + 1)),
                                                                 replace=False)):
@@ -188,7 +194,7 @@ def run(args) -> dict:
         for c in range(args.conversations):
             n_speakers = int(rng.integers(args.min_speakers, args.max_speakers + 1))
             wave, truth = make_conversation(rng, voices, n_speakers, args.turns, babble if c % 2 else None,
-                                             args.clips_per_turn)
+                                             args.clips_per_turn, args.one_emotion)
             path = Path(tmp) / f"conversation-{c}.wav"
             sf.write(path, wave, SAMPLE_RATE)
             seconds += len(wave) / SAMPLE_RATE
@@ -197,6 +203,9 @@ def run(args) -> dict:
                 found = diarise(embedder, path, SpeakerConfig(one_voice_below=one_voice, merge_below=merge))
                 timing["speakers"] += time.perf_counter() - start
                 results[f"{one_voice:g}/{merge:g}"].append(speaker_scores(truth, found.turns))
+            if args.given_count:   # the number of speakers given, as with --speakers N
+                given = diarise(embedder, path, SpeakerConfig(speakers=len({k for _, _, k, *_ in truth})))
+                results.setdefault("count given", []).append(speaker_scores(truth, given.turns))
             if args.emotion:
                 emotion["truth"] += [label for *_, label, _ in truth]
                 emotion["clip"] += [recognizer.predict(p).label for *_, p in truth]
@@ -229,6 +238,34 @@ def summarise(results, emotion, timing, seconds, recognizer, args) -> dict:
     return out
 
 
+def speed(args) -> dict:
+    """Wall time and peak memory of `python -m mgcma.predict --segments`, with and without --speakers,
+    over one conversation of `--minutes`, each in its own process."""
+    rng = np.random.default_rng(args.seed)
+    voices = speakers_of([r for spec in args.manifest.split(",") for r in manifest_records(spec)])
+    code = ("import resource, sys; from mgcma.predict import main; main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.flac"
+        turns = int(args.minutes * 60 / 5)     # a turn is about 5 s with its pause
+        wave, truth = make_conversation(rng, voices, args.max_speakers, turns, None, args.clips_per_turn)
+        sf.write(path, wave, SAMPLE_RATE, format="FLAC")
+        seconds = len(wave) / SAMPLE_RATE
+        for name, extra in (("utterances", []), ("speaker turns", ["--speakers", "auto"])):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", code, "--segments", "--json", "--audio", str(path),
+                                   "--max-minutes", str(args.minutes + 5), *extra],
+                                  cwd=ROOT, check=True, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            result = json.loads(done.stdout)
+            out[name] = dict(real_time_factor=round(wall / seconds, 4), wall_s=round(wall, 1),
+                             peak_rss_mb=round(int(done.stderr.strip().splitlines()[-1]) / 1024),
+                             segments=len(result["segments"]), speakers=len(result.get("speakers", [])))
+            print(name, out[name], flush=True)
+    return dict(audio_minutes=round(seconds / 60, 2), speakers_true=args.max_speakers, **out)
+
+
 def write_example(args) -> None:
     """One conversation without babble, written as FLAC, and the clips it is made of (for its credit)."""
     rng = np.random.default_rng(args.seed)
@@ -250,16 +287,22 @@ def main(argv=None) -> None:
     parser.add_argument("--max-speakers", type=int, default=4)
     parser.add_argument("--turns", type=int, default=12)
     parser.add_argument("--clips-per-turn", type=int, default=3, help="a turn is 1 to this many clips of one speaker")
+    parser.add_argument("--one-emotion", action="store_true", help="each speaker keeps one emotion throughout")
     parser.add_argument("--embedder", default="ge2e", choices=("ge2e", "whisper-stats"))
     parser.add_argument("--sweep", default="", help="ONE_VOICE/MERGE threshold pairs to score, e.g. 0.4/1.0,0.4/1.1")
+    parser.add_argument("--given-count", action="store_true", help="also score with the true number of speakers given")
     parser.add_argument("--emotion", action="store_true", help="also classify the turns (slower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="time --segments with and without --speakers on one conversation this long, and stop")
     parser.add_argument("--write-example", type=Path, default=None,
                         help="write one conversation (max-speakers voices, no babble) to this FLAC and stop")
     args = parser.parse_args(argv)
     if args.write_example:
         return write_example(args)
+    if args.minutes:
+        return report(speed(args), args.out)
     if args.checkpoint is None:
         from mgcma.config import DEFAULT_CHECKPOINT
         args.checkpoint = str(DEFAULT_CHECKPOINT)

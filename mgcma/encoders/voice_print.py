@@ -70,10 +70,10 @@ class VoicePrint(nn.Module):
     def windows(self, wave: np.ndarray, step_s: float = 0.4, batch: int = 64) -> VoiceWindows:
         """Embeddings of 1.6-s windows every `step_s` seconds over a 16 kHz wave; a wave shorter
         than one window is padded with silence to one."""
-        mel = mel_frames(louder_to(wave, TARGET_DBFS))                  # (T, 40)
+        wave = louder_to(wave, TARGET_DBFS)
+        shortfall = WINDOW_FRAMES * MEL_HOP - len(wave)
+        mel = mel_frames(np.pad(wave, (0, shortfall)) if shortfall > 0 else wave)   # (T >= 160, 40)
         step = max(1, round(step_s * SAMPLE_RATE / MEL_HOP))
-        if len(mel) < WINDOW_FRAMES:
-            mel = np.pad(mel, ((0, WINDOW_FRAMES - len(mel)), (0, 0)))
         starts = np.arange(0, len(mel) - WINDOW_FRAMES + 1, step)
         if len(mel) - WINDOW_FRAMES - starts[-1] > step // 2:          # the end of the wave gets a window too
             starts = np.append(starts, len(mel) - WINDOW_FRAMES)
