@@ -68,10 +68,13 @@ class LongRecording:
             segments = classify_segments(self.recognizer, audio_path, self.segment_config,
                                          lambda done, _: progress(min(done / total, 1.0), desc="listening"))
             return dict(segments=segments, speakers=[], notes=[])
-        progress(0, desc="telling the voices apart")
         cfg = SpeakerConfig(speakers=None if speakers == "auto" else int(speakers))
+
+        def report(stage, done, _):
+            share = 0.1 * done / total if stage == "speakers" else 0.1 + 0.9 * done / total
+            progress(min(share, 1.0), desc="telling the voices apart" if stage == "speakers" else "listening to each turn")
         return conversation(self.recognizer, self.voice_print, audio_path, cfg, self.segment_config, self.word_timer(),
-                            lambda stage, done, _: progress(min(done / total, 1.0), desc="listening to each turn"))
+                            report)
 
     def analyse(self, audio_path, speakers="auto", progress=gr.Progress()):
         """A long recording -> its timeline, table, per-speaker summary, downloads and the choice of a turn to explain."""

@@ -15,7 +15,7 @@ half of them background babble at 15 dB SNR made of other voices. Scored against
       --conversations 16 --emotion --out benchmarks/results/conversations.json
   python -m benchmarks.conversations --manifest data/ravdess4.csv:train,data/emodb.csv,data/emovo.csv \
       --babble data/nemo.csv --min-speakers 1 --sweep 0.4/1,0.4/1.05,0.4/1.1   # thresholds, on training voices
-  python -m benchmarks.conversations --manifest data/nemo.csv --max-speakers 3 --minutes 60   # speed and memory
+  python -m benchmarks.conversations --manifest data/ravdess4.csv:test --max-speakers 3 --minutes 60   # speed, memory
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from mgcma.audio import SAMPLE_RATE, load_audio, normalise_loudness, speech_span
 from mgcma.infer.conversation import SpeakerConfig, classify_turns, diarise
 from mgcma.encoders.voice_print import VoicePrint, VoiceWindows
 from mgcma.metrics import classification_metrics
+from mgcma.infer.word_timer import WordTimer
 from mgcma.infer.recognizer import EmotionRecognizer
 
 FRAME = 0.01
@@ -188,8 +189,11 @@ def run(args) -> dict:
     thresholds = [tuple(float(v) for v in x.split("/")) for x in args.sweep.split(",")] if args.sweep else \
         [(SpeakerConfig().one_voice_below, SpeakerConfig().merge_below)]
     results = {"/".join(f"{v:g}" for v in t): [] for t in thresholds}
-    emotion = {"clip": [], "turns": [], "turns, normalised per speaker": [], "truth": []}
-    seconds, timing = 0.0, {"speakers": 0.0, "emotions": 0.0, "emotions, normalised": 0.0}
+    timer = WordTimer() if args.emotion else None
+    variants = {"turns": (None, False), "turns cut at sentence ends (the default)": (timer, False),
+                "turns cut at sentence ends, normalised per speaker": (timer, True)}
+    emotion = {"clip": [], **{name: [] for name in variants}, "truth": []}
+    seconds, timing = 0.0, {"speakers": 0.0, **{name: 0.0 for name in variants}}
     with tempfile.TemporaryDirectory() as tmp:
         for c in range(args.conversations):
             n_speakers = int(rng.integers(args.min_speakers, args.max_speakers + 1))
@@ -209,10 +213,10 @@ def run(args) -> dict:
             if args.emotion:
                 emotion["truth"] += [label for *_, label, _ in truth]
                 emotion["clip"] += [recognizer.predict(p).label for *_, p in truth]
-                for name, normalise, key in (("turns", False, "emotions"), ("turns, normalised per speaker", True, "emotions, normalised")):
+                for name, (word_timer, normalise) in variants.items():
                     start = time.perf_counter()
-                    rows = classify_turns(recognizer, path, found.turns, SpeakerConfig(normalise=normalise))
-                    timing[key] += time.perf_counter() - start
+                    rows = classify_turns(recognizer, path, found.turns, SpeakerConfig(normalise=normalise), word_timer)
+                    timing[name] += time.perf_counter() - start
                     emotion[name] += utterance_answers(truth, rows)
             print(f"conversation {c}: {n_speakers} speakers, {len(truth)} turns, "
                   f"{list(results.values())[-1][-1]}", flush=True)
@@ -239,8 +243,8 @@ def summarise(results, emotion, timing, seconds, recognizer, args) -> dict:
 
 
 def speed(args) -> dict:
-    """Wall time and peak memory of `python -m mgcma.predict --segments`, with and without --speakers,
-    over one conversation of `--minutes`, each in its own process."""
+    """Wall time and peak memory of `python -m mgcma.predict --segments --speakers auto` (and without
+    --speakers: `--with-utterances`) over one conversation of `--minutes`, each in its own process."""
     rng = np.random.default_rng(args.seed)
     voices = speakers_of([r for spec in args.manifest.split(",") for r in manifest_records(spec)])
     code = ("import resource, sys; from mgcma.predict import main; main(sys.argv[1:]); "
@@ -252,7 +256,8 @@ def speed(args) -> dict:
         wave, truth = make_conversation(rng, voices, args.max_speakers, turns, None, args.clips_per_turn)
         sf.write(path, wave, SAMPLE_RATE, format="FLAC")
         seconds = len(wave) / SAMPLE_RATE
-        for name, extra in (("utterances", []), ("speaker turns", ["--speakers", "auto"])):
+        runs = (("speaker turns", ["--speakers", "auto"]),) + ((("utterances", []),) if args.with_utterances else ())
+        for name, extra in runs:
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "-c", code, "--segments", "--json", "--audio", str(path),
                                    "--max-minutes", str(args.minutes + 5), *extra],
@@ -296,6 +301,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="time --segments with and without --speakers on one conversation this long, and stop")
+    parser.add_argument("--with-utterances", action="store_true", help="with --minutes: also time it without speakers")
     parser.add_argument("--write-example", type=Path, default=None,
                         help="write one conversation (max-speakers voices, no babble) to this FLAC and stop")
     args = parser.parse_args(argv)

@@ -114,10 +114,15 @@ def test_cli_gives_the_same_label_as_the_app(client):
 
 @pytest.mark.slow
 def test_long_recording_api_gives_one_segment_per_utterance(client, tmp_path):
-    figure, table, choice = client.predict(handle_file(str(long_recording(tmp_path / "long.wav"))), api_name="/segments")
-    assert len(table["data"]) == 3
+    recording = handle_file(str(long_recording(tmp_path / "long.wav")))
+    figure, table, summary, choice, files = client.predict(recording, "off", api_name="/segments")
+    assert len(table["data"]) == 3 and not summary
     for row in table["data"]:   # the label, or "not sure: a or b" below the model's threshold
-        assert row[3] in LABELS or re.fullmatch(rf"not sure: ({'|'.join(LABELS)}) or ({'|'.join(LABELS)})", row[3])
+        assert row[3] == "" and (row[4] in LABELS or
+                                 re.fullmatch(rf"not sure: ({'|'.join(LABELS)}) or ({'|'.join(LABELS)})", row[4]))
+    assert sorted(Path(f).suffix for f in files) == [".csv", ".json", ".vtt"]
+    *_, table, summary, _, _ = client.predict(recording, "auto", api_name="/segments")
+    assert all(row[3].startswith("Speaker ") for row in table["data"]) and "Speaker 1" in summary
 
 
 def test_examples_are_bundled():

@@ -3,9 +3,9 @@
 Three passes, each with bounded memory for an hour of audio:
 1. the voice activity detector's utterances (segments.py), each heard as 1.6-s windows by the
    speaker encoder (encoders/voice_print.py): only the windows' embeddings are kept;
-2. the windows clustered into speakers (average linkage on cosine distance; the number of speakers
-   given, or where the closest two clusters are further apart than `merge_below`), an utterance cut
-   where its windows change speaker;
+2. the windows clustered into speakers (average linkage on cosine distance, after subtracting the
+   recording's mean; the number of speakers given, or clusters joined while closer than `merge_below`),
+   an utterance cut where its windows change speaker;
 3. each turn read again from the file and classified (in batches, the words by the recogniser's ASR);
    a turn that holds several sentences is cut at their ends by Whisper's word times.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from ..audio import SAMPLE_RATE, AudioError
@@ -53,10 +54,13 @@ class Diarisation:
 
 
 # ------------------------------------------------------------------------- pass 1 and 2: who
-def voice_windows(voice_print: VoicePrint, path, cfg: SpeakerConfig, segment_cfg: SegmentConfig):
-    """-> [(start s, end s)] of the utterances, and (N,) utterance index, (N,) time, (N, 256) of their windows."""
+def voice_windows(voice_print: VoicePrint, path, cfg: SpeakerConfig, segment_cfg: SegmentConfig, progress=None):
+    """-> [(start s, end s)] of the utterances, and (N,) utterance index, (N,) time, (N, 256) of their windows.
+    progress(seconds done) after each utterance."""
     spans, owner, times, embeddings = [], [], [], []
     for k, (start, end, wave) in enumerate(speech_segments(path, segment_cfg)):
+        if progress is not None:
+            progress(end)
         heard = voice_print.windows(wave, cfg.step_s)
         centres = np.minimum(start + heard.starts + 0.8, end)
         spans.append((start, end))
@@ -146,11 +150,11 @@ def cut_utterance(k: int, span: tuple[float, float], times: np.ndarray, labels: 
 
 
 def diarise(voice_print: VoicePrint, path, cfg: SpeakerConfig = SpeakerConfig(),
-            segment_cfg: SegmentConfig = SegmentConfig()) -> Diarisation:
-    """The recording's speaker turns, in order."""
+            segment_cfg: SegmentConfig = SegmentConfig(), progress=None) -> Diarisation:
+    """The recording's speaker turns, in order; progress(seconds done) as utterances are heard."""
     if cfg.speakers is not None and not 1 <= cfg.speakers <= cfg.max_speakers:
         raise ValueError(f"--speakers must be auto or 1 to {cfg.max_speakers}; got {cfg.speakers}")
-    spans, owner, times, embeddings = voice_windows(voice_print, path, cfg, segment_cfg)
+    spans, owner, times, embeddings = voice_windows(voice_print, path, cfg, segment_cfg, progress)
     if not spans:
         return Diarisation([], 0, ["no speech was found in this recording"])
     labels, notes = cluster_voices(embeddings, cfg)
@@ -250,8 +254,9 @@ def conversation(recognizer, voice_print: VoicePrint, path, cfg: SpeakerConfig =
                  segment_cfg: SegmentConfig = SegmentConfig(), word_timer=None, progress=None) -> dict:
     """A recording -> {"segments": turn rows, "speakers": per-speaker summary, "notes": [...]}.
     progress(stage, seconds done, total seconds) after each utterance (stage "speakers") or turn ("emotions")."""
-    found = diarise(voice_print, path, cfg, segment_cfg)
-    total = found.turns[-1].end if found.turns else 0.0
+    total = sf.info(str(path)).duration
+    found = diarise(voice_print, path, cfg, segment_cfg, None if progress is None else
+                    lambda done: progress("speakers", done, total))
     rows = classify_turns(recognizer, path, found.turns, cfg, word_timer, segment_cfg.batch,
                           None if progress is None else lambda done: progress("emotions", done, total))
     return dict(segments=rows, speakers=speaker_summary(rows, recognizer.config.labels), notes=found.notes)
