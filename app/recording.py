@@ -4,7 +4,6 @@ turns as JSON, CSV and WebVTT to download, and any turn explained through the cl
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -12,14 +11,15 @@ import gradio as gr
 import soundfile as sf
 
 from mgcma.analysis.timeline import timeline_plotly, verdict
-from mgcma.infer.conversation import SpeakerConfig, conversation
 from mgcma.encoders.voice_print import VoicePrint, VoicePrintError
-from mgcma.infer.segments import SegmentConfig, classify_segments
-from mgcma.infer.subtitles import to_csv, to_vtt
+from mgcma.infer.recording import recording_result, renderings
+from mgcma.audio import SAMPLE_RATE
+from mgcma.infer.segments import SegmentConfig, read_span
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 SPEAKER_CHOICES = [("find them", "auto"), ("2", "2"), ("3", "3"), ("4", "4"), ("one voice: no turns", "off")]
 HEADERS = ["#", "start s", "end s", "speaker", "emotion", "%", "words"]
+STAGES = {"utterances": "listening", "speakers": "telling the voices apart", "emotions": "listening to each turn"}
 
 
 def segment_name(i: int, s: dict) -> str:
@@ -39,11 +39,11 @@ def summary_markdown(speakers: list[dict]) -> str:
 def downloads(result: dict, labels: list[str], name: str) -> list[str]:
     """The turns as JSON, CSV and WebVTT files in a folder of their own."""
     folder = Path(tempfile.mkdtemp(prefix="mgcma-"))
-    files = {f"{name}.json": json.dumps(result, indent=2), f"{name}.csv": to_csv(result["segments"], labels),
-             f"{name}.vtt": to_vtt(result["segments"])}
-    for file, text in files.items():
-        (folder / file).write_text(text, encoding="utf-8")
-    return [str(folder / file) for file in files]
+    paths = []
+    for suffix, text in renderings(result, labels).items():
+        paths.append(folder / f"{name}{suffix}")
+        paths[-1].write_text(text, encoding="utf-8")
+    return [str(path) for path in paths]
 
 
 class LongRecording:
@@ -63,18 +63,10 @@ class LongRecording:
         return self._voice_print
 
     def result(self, audio_path: str, speakers: str, progress) -> dict:
-        total = max(sf.info(audio_path).duration, 1e-9)
-        if speakers == "off":
-            segments = classify_segments(self.recognizer, audio_path, self.segment_config,
-                                         lambda done, _: progress(min(done / total, 1.0), desc="listening"))
-            return dict(segments=segments, speakers=[], notes=[])
-        cfg = SpeakerConfig(speakers=None if speakers == "auto" else int(speakers))
-
-        def report(stage, done, _):
-            share = 0.1 * done / total if stage == "speakers" else 0.1 + 0.9 * done / total
-            progress(min(share, 1.0), desc="telling the voices apart" if stage == "speakers" else "listening to each turn")
-        return conversation(self.recognizer, self.voice_print, audio_path, cfg, self.segment_config, self.word_timer(),
-                            report)
+        off = speakers == "off"
+        return recording_result(self.recognizer, audio_path, self.segment_config, None if off else speakers,
+                                voice_print=None if off else self.voice_print, word_timer=None if off else self.word_timer(),
+                                progress=lambda share, stage: progress(share, desc=STAGES[stage]))
 
     def analyse(self, audio_path, speakers="auto", progress=gr.Progress()):
         """A long recording -> its timeline, table, per-speaker summary, downloads and the choice of a turn to explain."""
@@ -85,16 +77,17 @@ class LongRecording:
         except (*self.failures, VoicePrintError, ValueError) as e:
             raise gr.Error(str(e)) from None
         segments = result["segments"]
-        for note in result["notes"]:
+        notes = result.get("notes", [])
+        for note in notes:
             gr.Warning(note[0].upper() + note[1:] + ".")
-        if not segments and not result["notes"]:
+        if not segments and not notes:
             gr.Warning("No speech was found in this recording.")
         rows = [[i + 1, s["start"], s["end"], s.get("speaker", ""), verdict(s, percent=False),
                  round(100 * s["probabilities"][s["label"]]), s["text"]] for i, s in enumerate(segments)]
         labels = self.recognizer.config.labels
         figure = timeline_plotly(segments, labels) if segments else None
         files = downloads(result, labels, Path(audio_path).stem) if segments else None
-        return (figure, rows, summary_markdown(result["speakers"]),
+        return (figure, rows, summary_markdown(result.get("speakers", [])),
                 gr.update(choices=[segment_name(i, s) for i, s in enumerate(segments)], value=None),
                 dict(path=audio_path, segments=segments), files)
 
@@ -103,11 +96,8 @@ class LongRecording:
         if not choice or not recording or not recording["segments"]:   # the choices were just reset
             yield tuple(gr.update() for _ in range(self.clip_outputs))
             return
-        s, audio_path = recording["segments"][int(choice.split(":")[0]) - 1], recording["path"]
-        info = sf.info(audio_path)
-        wave, sr = sf.read(audio_path, start=int(s["start"] * info.samplerate), stop=int(s["end"] * info.samplerate),
-                           dtype="float32", always_2d=True)
-        yield from self.explain_clip((sr, wave), s["text"])
+        s = recording["segments"][int(choice.split(":")[0]) - 1]
+        yield from self.explain_clip((SAMPLE_RATE, read_span(recording["path"], s["start"], s["end"])), s["text"])
 
     def build(self, clip_outputs) -> list:
         gr.Markdown("## A long recording\nA call, a meeting, an interview, yourself talking for minutes: it is cut "

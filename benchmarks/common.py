@@ -33,6 +33,17 @@ def report(result: dict, out: Path | None) -> None:
         out.write_text(text + "\n")
 
 
+def predict_in_own_process(args: list[str]) -> tuple[dict, float, float]:
+    """`python -m mgcma.predict ARGS --json` in a process of its own -> (its JSON, wall seconds, peak memory MB)."""
+    code = ("import resource, sys; from mgcma.predict import main; main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args, "--json"], cwd=ROOT, check=True, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    return json.loads(done.stdout), wall, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
 def manifest_records(spec: str) -> list:
     """A prepared manifest's rows: FILE, or FILE:SPLIT for one split of it."""
     from mgcma.data.records import read_manifest

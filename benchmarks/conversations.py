@@ -20,10 +20,7 @@ half of them background babble at 15 dB SNR made of other voices. Scored against
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,13 +30,14 @@ import soundfile as sf
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.common import ROOT, manifest_records, report
-from mgcma.audio import SAMPLE_RATE, load_audio, normalise_loudness, speech_span
+from benchmarks.common import manifest_records, predict_in_own_process, report
+from mgcma.audio import SAMPLE_RATE, Hygiene, clean_speech, load_audio
 from mgcma.infer.conversation import SpeakerConfig, classify_turns, diarise
-from mgcma.encoders.voice_print import VoicePrint, VoiceWindows
+from mgcma.encoders.voice_print import WINDOW_SECONDS, VoicePrint, VoiceWindows
 from mgcma.metrics import classification_metrics
 from mgcma.infer.word_timer import WordTimer
 from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.infer.speaker_means import layer_frames
 
 FRAME = 0.01
 
@@ -53,9 +51,8 @@ def speakers_of(records) -> dict[str, list]:
 
 
 def trimmed(path: str) -> np.ndarray:
-    wave = load_audio(path)
-    start, end = speech_span(wave, 0.05)
-    return normalise_loudness(wave[start:end])
+    """A clip cut to its speech (50 ms kept around it) at -23 dBFS."""
+    return clean_speech(load_audio(path), Hygiene(trim_pad_seconds=0.05))
 
 
 def babble_bed(rng, pool: list, seconds: float, talkers: int = 5) -> np.ndarray:
@@ -167,13 +164,12 @@ class WhisperStatsPrint:
     def windows(self, wave: np.ndarray, step_s: float = 0.4) -> VoiceWindows:
         audio = torch.from_numpy(wave)[None]
         features, mask = self.model.encode_speech(audio, torch.ones_like(audio, dtype=torch.bool))
-        frames = features[0][mask[0].bool()]                               # (T, L, D) or (T, D)
-        frames = torch.nn.functional.layer_norm(frames, frames.shape[-1:])
+        frames = layer_frames(features, mask)[0]                           # (T, L, D) or (T, D)
         if self.centre is not None:
             frames = frames - self.centre
         frames = frames[:, self.layer] if frames.dim() == 3 else frames     # (T, D)
         per_s = len(frames) / (len(wave) / SAMPLE_RATE)
-        width, step = max(1, int(1.6 * per_s)), max(1, int(step_s * per_s))
+        width, step = max(1, int(WINDOW_SECONDS * per_s)), max(1, int(step_s * per_s))
         starts = list(range(0, max(1, len(frames) - width + 1), step))
         pooled = torch.stack([frames[s:s + width].mean(0) for s in starts])
         pooled = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-8)
@@ -247,8 +243,6 @@ def speed(args) -> dict:
     --speakers: `--with-utterances`) over one conversation of `--minutes`, each in its own process."""
     rng = np.random.default_rng(args.seed)
     voices = speakers_of([r for spec in args.manifest.split(",") for r in manifest_records(spec)])
-    code = ("import resource, sys; from mgcma.predict import main; main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.flac"
@@ -258,14 +252,9 @@ def speed(args) -> dict:
         seconds = len(wave) / SAMPLE_RATE
         runs = (("speaker turns", ["--speakers", "auto"]),) + ((("utterances", []),) if args.with_utterances else ())
         for name, extra in runs:
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", code, "--segments", "--json", "--audio", str(path),
-                                   "--max-minutes", str(args.minutes + 5), *extra],
-                                  cwd=ROOT, check=True, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            result = json.loads(done.stdout)
-            out[name] = dict(real_time_factor=round(wall / seconds, 4), wall_s=round(wall, 1),
-                             peak_rss_mb=round(int(done.stderr.strip().splitlines()[-1]) / 1024),
+            result, wall, peak_mb = predict_in_own_process(["--segments", "--audio", str(path),
+                                                            "--max-minutes", str(args.minutes + 5), *extra])
+            out[name] = dict(real_time_factor=round(wall / seconds, 4), wall_s=round(wall, 1), peak_rss_mb=round(peak_mb),
                              segments=len(result["segments"]), speakers=len(result.get("speakers", [])))
             print(name, out[name], flush=True)
     return dict(audio_minutes=round(seconds / 60, 2), speakers_true=args.max_speakers, **out)

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -33,7 +32,7 @@ from mgcma.config import DEFAULT_CHECKPOINT
 from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.encoders.precision import frame_cosine
 
-from .common import ROOT, bench_app_cold_start, measure, speech_clip
+from .common import ROOT, bench_app_cold_start, measure, predict_in_own_process, speech_clip
 from .shared_pass import bench_long, interleaved, long_recording
 
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))
@@ -87,12 +86,8 @@ def peak_rss_mb(minutes: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.wav"
         seconds = long_recording(path, minutes)
-        code = ("import resource, sys; from mgcma.predict import main; main(sys.argv[1:]); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-        out = subprocess.run([sys.executable, "-c", code, "--segments", "--json", "--audio", str(path),
-                              "--max-minutes", str(minutes + 1)], cwd=ROOT, check=True, capture_output=True, text=True)
-        peak_kb = int(out.stderr.strip().splitlines()[-1])
-    return dict(minutes=seconds / 60, peak_rss_mb=peak_kb / 1024, segments=len(json.loads(out.stdout)["segments"]))
+        result, _, peak_mb = predict_in_own_process(["--segments", "--audio", str(path), "--max-minutes", str(minutes + 1)])
+    return dict(minutes=seconds / 60, peak_rss_mb=peak_mb, segments=len(result["segments"]))
 
 
 @torch.inference_mode()

@@ -16,7 +16,7 @@ from .config import DEFAULT_CHECKPOINT, add_precision_argument
 from .encoders.voice_print import VoicePrintError
 from .infer.asr import ASRError
 from .infer.recognizer import EmotionRecognizer, InputError
-from .infer.recording import print_result, recording_result, write_outputs
+from .infer.recording import command_result, print_result, write_outputs
 from .infer.segments import SegmentConfig
 from .audio import AudioError
 
@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     try:
         recognizer = EmotionRecognizer(args.checkpoint, args.asr, args.device, precision=args.precision)
         if args.segments:
-            result = recording_result(recognizer, args.audio, SegmentConfig(max_seconds=60 * args.max_minutes),
-                                      args.speakers, args.normalise_speakers, not args.no_sentences)
+            result = command_result(recognizer, args.audio, SegmentConfig(max_seconds=60 * args.max_minutes),
+                                    args.speakers, args.normalise_speakers, not args.no_sentences)
             write_outputs(result, recognizer.config.labels, args.vtt, args.csv)
             print_result(result, args.json)
             return 0

@@ -91,10 +91,10 @@ def test_bad_speaker_counts_silence_and_long_recordings_get_clear_messages(voice
 def test_an_utterance_is_cut_where_its_speaker_changes_and_short_stretches_are_not_turns():
     times = np.arange(0.8, 6.0, 0.4)                            # 13 windows over a 6.4-s utterance
     labels = np.array([0] * 6 + [1] * 7)
-    turns = cut_utterance(0, (0.0, 6.4), times, labels, SpeakerConfig(smooth=1))
+    turns = cut_utterance((0.0, 6.4), times, labels, SpeakerConfig(smooth=1))
     assert [(t.speaker, round(t.start, 1), round(t.end, 1)) for t in turns] == [(0, 0.0, 3.0), (1, 3.0, 6.4)]
     blip = np.array([0] * 6 + [1] + [0] * 6)                    # 0.4 s of "another voice" inside one
-    assert [t.speaker for t in cut_utterance(0, (0.0, 6.4), times, blip, SpeakerConfig(smooth=1))] == [0]
+    assert [t.speaker for t in cut_utterance((0.0, 6.4), times, blip, SpeakerConfig(smooth=1))] == [0]
 
 
 def test_a_turn_is_cut_at_its_sentence_ends_but_never_into_pieces_under_a_second():

@@ -22,6 +22,7 @@ MEL_BANDS = 40
 MEL_WINDOW = 400          # 25 ms
 MEL_HOP = 160             # 10 ms
 WINDOW_FRAMES = 160       # 1.6 s: the length the encoder was trained on
+WINDOW_SECONDS = WINDOW_FRAMES * MEL_HOP / SAMPLE_RATE
 TARGET_DBFS = -30.0
 
 
@@ -39,12 +40,8 @@ def weights_path() -> Path:
 
 @dataclass(frozen=True)
 class VoiceWindows:
-    starts: np.ndarray       # (N,) seconds from the start of the wave
+    starts: np.ndarray       # (N,) seconds from the start of the wave, each window WINDOW_SECONDS long
     embeddings: np.ndarray   # (N, 256) L2-normalised
-
-    @property
-    def ends(self) -> np.ndarray:
-        return self.starts + WINDOW_FRAMES * MEL_HOP / SAMPLE_RATE
 
 
 class VoicePrint(nn.Module):
@@ -80,11 +77,6 @@ class VoicePrint(nn.Module):
         chunks = np.stack([mel[s:s + WINDOW_FRAMES] for s in starts])  # (N, 160, 40)
         out = [self(torch.from_numpy(chunks[i:i + batch])) for i in range(0, len(chunks), batch)]
         return VoiceWindows(starts * MEL_HOP / SAMPLE_RATE, torch.cat(out).numpy())
-
-    def embed(self, wave: np.ndarray) -> np.ndarray:
-        """One (256,) embedding of a whole wave: the normalised mean of its windows'."""
-        mean = self.windows(wave).embeddings.mean(axis=0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-8)
 
 
 def louder_to(wave: np.ndarray, dbfs: float) -> np.ndarray:

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from ..audio import SAMPLE_RATE, AudioError
-from ..encoders.voice_print import VoicePrint
+from ..encoders.voice_print import WINDOW_SECONDS, VoicePrint
 from .segments import SegmentConfig, read_span, speech_segments
 from .speaker_means import SpeechMean
 
@@ -43,7 +42,6 @@ class Turn:
     start: float
     end: float
     speaker: int                      # 0-based; shown as "Speaker {speaker + 1}"
-    utterance: int                    # the voice-activity utterance it was cut from
 
 
 @dataclass
@@ -62,7 +60,7 @@ def voice_windows(voice_print: VoicePrint, path, cfg: SpeakerConfig, segment_cfg
         if progress is not None:
             progress(end)
         heard = voice_print.windows(wave, cfg.step_s)
-        centres = np.minimum(start + heard.starts + 0.8, end)
+        centres = np.minimum(start + heard.starts + WINDOW_SECONDS / 2, end)
         spans.append((start, end))
         owner += [k] * len(centres)
         times.append(centres)
@@ -125,18 +123,18 @@ def majority(labels: np.ndarray, width: int) -> np.ndarray:
     return np.array([np.bincount(labels[max(0, i - half):i + half + 1]).argmax() for i in range(len(labels))])
 
 
-def cut_utterance(k: int, span: tuple[float, float], times: np.ndarray, labels: np.ndarray,
+def cut_utterance(span: tuple[float, float], times: np.ndarray, labels: np.ndarray,
                   cfg: SpeakerConfig) -> list[Turn]:
     """One utterance -> its turns: cut halfway between windows whose (smoothed) speakers differ;
     a stretch shorter than `min_turn_s` joins the turn before it (or after it, at the start)."""
     start, end = span
     labels = majority(labels, cfg.smooth) if len(labels) > 2 else labels
-    turns = [Turn(start, end, int(labels[0]), k)]
+    turns = [Turn(start, end, int(labels[0]))]
     for i in range(1, len(labels)):
         if labels[i] != turns[-1].speaker:
             cut = float((times[i - 1] + times[i]) / 2)
             turns[-1].end = cut
-            turns.append(Turn(cut, end, int(labels[i]), k))
+            turns.append(Turn(cut, end, int(labels[i])))
     merged: list[Turn] = []
     for turn in turns:
         if merged and (turn.end - turn.start < cfg.min_turn_s or merged[-1].speaker == turn.speaker):
@@ -158,7 +156,7 @@ def diarise(voice_print: VoicePrint, path, cfg: SpeakerConfig = SpeakerConfig(),
     if not spans:
         return Diarisation([], 0, ["no speech was found in this recording"])
     labels, notes = cluster_voices(embeddings, cfg)
-    turns = [t for k, span in enumerate(spans) for t in cut_utterance(k, span, times[owner == k], labels[owner == k], cfg)]
+    turns = [t for k, span in enumerate(spans) for t in cut_utterance(span, times[owner == k], labels[owner == k], cfg)]
     return Diarisation(turns, int(labels.max()) + 1, notes)
 
 
@@ -253,10 +251,9 @@ def speaker_summary(rows: list[dict], labels: list[str]) -> list[dict]:
 def conversation(recognizer, voice_print: VoicePrint, path, cfg: SpeakerConfig = SpeakerConfig(),
                  segment_cfg: SegmentConfig = SegmentConfig(), word_timer=None, progress=None) -> dict:
     """A recording -> {"segments": turn rows, "speakers": per-speaker summary, "notes": [...]}.
-    progress(stage, seconds done, total seconds) after each utterance (stage "speakers") or turn ("emotions")."""
-    total = sf.info(str(path)).duration
+    progress(stage, seconds of the recording done) after each utterance (stage "speakers") or turn ("emotions")."""
     found = diarise(voice_print, path, cfg, segment_cfg, None if progress is None else
-                    lambda done: progress("speakers", done, total))
+                    lambda done: progress("speakers", done))
     rows = classify_turns(recognizer, path, found.turns, cfg, word_timer, segment_cfg.batch,
-                          None if progress is None else lambda done: progress("emotions", done, total))
+                          None if progress is None else lambda done: progress("emotions", done))
     return dict(segments=rows, speakers=speaker_summary(rows, recognizer.config.labels), notes=found.notes)

@@ -1,5 +1,5 @@
-"""A long recording from the command line (`python -m mgcma.predict --audio REC --segments`): its
-utterances, or with `--speakers` its speaker turns, printed and written as JSON, CSV or WebVTT."""
+"""A long recording, for the command line (`python -m mgcma.predict --audio REC --segments`) and the
+app alike: its utterances, or with speakers its speaker turns, printed and written as JSON, CSV or WebVTT."""
 from __future__ import annotations
 
 import json
@@ -25,27 +25,43 @@ def speaker_count(spec: str | None) -> int | None:
     return int(spec)
 
 
-def recording_result(recognizer, path: str, cfg: SegmentConfig, speakers: str | None = None,
-                     normalise: bool = False, sentences: bool = True) -> dict:
-    """{"segments": [...]} and, with `speakers`, {"speakers": per-speaker summary, "notes": [...]}."""
-    total = sf.info(str(path)).duration
+def recording_result(recognizer, path: str, cfg: SegmentConfig, speakers: str | None = None, normalise: bool = False,
+                     voice_print: VoicePrint | None = None, word_timer=None, progress=None) -> dict:
+    """{"segments": [...]} and, with `speakers` (auto|N), {"speakers": per-speaker summary, "notes": [...]}.
+    word_timer: Whisper's word timer to cut long turns at their sentence ends (None: not cut).
+    progress(share of the work done, 0-1, stage) as it goes."""
+    total = max(sf.info(str(path)).duration, 1e-9)
+    report = progress or (lambda share, stage: None)
+    if speakers is None:
+        return {"segments": classify_segments(recognizer, path, cfg,
+                                              lambda done, _: report(min(done / total, 1.0), "utterances"))}
+    speaker_cfg = SpeakerConfig(speakers=speaker_count(speakers), normalise=normalise)
+
+    def stage_share(stage: str, done: float):   # telling the voices apart takes about a tenth of the time
+        report(min(0.1 * done / total if stage == "speakers" else 0.1 + 0.9 * done / total, 1.0), stage)
+    return conversation(recognizer, voice_print or VoicePrint.load(), path, speaker_cfg, cfg, word_timer, stage_share)
+
+
+def command_result(recognizer, path: str, cfg: SegmentConfig, speakers: str | None = None,
+                   normalise: bool = False, sentences: bool = True) -> dict:
+    """`recording_result` with a progress bar on stderr, as the command runs it."""
+    timer = WordTimer() if speakers is not None and sentences and recognizer.config.uses_text else None
     with tqdm(total=100, desc="recording", unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} %") as bar:
-        def progress(done: float, *_):
-            bar.update(100 * min(done / max(total, 1e-9), 1.0) - bar.n)
-        if speakers is None:
-            return {"segments": classify_segments(recognizer, path, cfg, progress)}
-        speaker_cfg = SpeakerConfig(speakers=speaker_count(speakers), normalise=normalise)
-        timer = WordTimer() if sentences and recognizer.config.uses_text else None
-        def stage_progress(stage: str, done: float, _):   # telling the voices apart takes about a tenth of the time
-            progress(0.1 * done if stage == "speakers" else 0.1 * total + 0.9 * done)
-        return conversation(recognizer, VoicePrint.load(), path, speaker_cfg, cfg, timer, stage_progress)
+        return recording_result(recognizer, path, cfg, speakers, normalise, word_timer=timer,
+                                progress=lambda share, _: bar.update(100 * share - bar.n))
+
+
+def renderings(result: dict, labels: list[str]) -> dict[str, str]:
+    """The result as the text of a .json, a .csv and a .vtt file."""
+    return {".json": json.dumps(result, indent=2), ".csv": to_csv(result["segments"], labels),
+            ".vtt": to_vtt(result["segments"])}
 
 
 def write_outputs(result: dict, labels: list[str], vtt: str | None, csv_path: str | None) -> None:
-    if vtt:
-        Path(vtt).write_text(to_vtt(result["segments"]), encoding="utf-8")
-    if csv_path:
-        Path(csv_path).write_text(to_csv(result["segments"], labels), encoding="utf-8")
+    files = renderings(result, labels)
+    for path, suffix in ((vtt, ".vtt"), (csv_path, ".csv")):
+        if path:
+            Path(path).write_text(files[suffix], encoding="utf-8")
 
 
 def print_result(result: dict, as_json: bool) -> None:
