@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mgcma.ablate import DESCRIPTIONS, ablation_summary, ablation_table, versus_table
+from mgcma.training.ablation import DESCRIPTIONS, ablation_summary, ablation_table, versus_table
 
 __all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_figure", "versus_table"]
 ANSWER_TITLES = {"both": "", "speech": ", voice-only answers", "text": ", words-only answers"}

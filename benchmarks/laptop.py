@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.encoders.precision import frame_cosine
 from mgcma.infer.asr import FasterWhisperASR
 from mgcma.infer.live import LiveTake, live_label
-from mgcma.config import DEFAULT_CHECKPOINT
 from mgcma.infer.recognizer import EmotionRecognizer
-from mgcma.encoders.precision import frame_cosine
 
 from .common import ROOT, bench_app_cold_start, measure, predict_in_own_process, speech_clip
 from .shared_pass import bench_long, interleaved, long_recording
@@ -106,7 +106,7 @@ def int8_frames(float32: EmotionRecognizer, int8: EmotionRecognizer) -> list[flo
 
 def ua_on(recognizer: EmotionRecognizer, manifest: str) -> float | None:
     from mgcma.data.records import read_manifest
-    from mgcma.evaluate import score_records
+    from mgcma.infer.scoring import score_records
     records = [r for r in read_manifest(manifest) if r.split == "test"]
     metrics, _ = score_records(recognizer, records, report=lambda msg: None)
     return metrics["UA"]
@@ -127,8 +127,8 @@ def bench_int8(float32: EmotionRecognizer, manifest: str | None, repeat: int) ->
 
 
 def bench_onnx() -> dict:
-    from mgcma.export import export
-    from mgcma.onnx_backend import OnnxRecognizer, compare_with_torch
+    from mgcma.infer.onnx_export import compare_with_torch, export
+    from mgcma.infer.onnx_recognizer import OnnxRecognizer
     with tempfile.TemporaryDirectory() as tmp:
         onnx = export(DEFAULT_CHECKPOINT, tmp)
         diff = compare_with_torch(DEFAULT_CHECKPOINT, onnx, REAL)

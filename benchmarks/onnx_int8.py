@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mgcma.infer.onnx_recognizer import OnnxRecognizer
 from mgcma.metrics import classification_metrics
-from mgcma.onnx_backend import OnnxRecognizer
 
 from .common import manifest_records, report, speech_clip
 from .shared_pass import interleaved

@@ -34,7 +34,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray, groups=None) -> float:
     """T minimising the mean (over groups) cross-entropy of softmax(logits / T); logits (N, C)."""
-    from scipy.optimize import minimize_scalar   # here: the app never fits (see log_softmax)
+    from scipy.optimize import minimize_scalar  # here: the app never fits (see log_softmax)
     logits, targets = np.asarray(logits, dtype=np.float64), np.asarray(targets)
     groups = np.zeros(len(targets), dtype=int) if groups is None else np.asarray(groups)
     members = [groups == g for g in np.unique(groups)]
@@ -99,3 +99,12 @@ def calibrate(logits: np.ndarray, targets: np.ndarray, groups=None) -> Calibrati
     return Calibration(temperature=t, not_sure_below=not_sure_threshold(after, targets),
                        ece_before=expected_calibration_error(before, targets),
                        ece_after=expected_calibration_error(after, targets), n=len(targets))
+
+
+def confidence_scores(logits: np.ndarray, targets: np.ndarray, config) -> dict:
+    """ECE before and after the temperature; the share answered above the "not sure" threshold and their accuracy."""
+    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
+    answered = probs.max(1) >= config.not_sure_below
+    right = probs.argmax(1) == targets
+    return dict(ECE=expected_calibration_error(probs, targets), ECE_uncalibrated=expected_calibration_error(raw, targets),
+                answered=float(answered.mean()), accuracy_answered=float(right[answered].mean()) if answered.any() else None)

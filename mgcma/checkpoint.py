@@ -15,17 +15,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig
+from .config import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, CheckpointError, ModelConfig, load_config
 from .encoders.build import local_source, resolve_source
-from .model import MGCMA
 from .encoders.tokenizer import TextTokenizer
+from .model import MGCMA
 
-CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"
 FORMAT = "mgcma-1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be loaded; the message says what is wrong."""
 
 
 def weights_checksum(params) -> str:
@@ -99,22 +94,9 @@ def save_model(model: MGCMA, directory: str | Path, tokenizer=None) -> Path:
     return directory
 
 
-def load_config(directory: str | Path) -> ModelConfig:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"checkpoint directory {directory} does not exist")
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{directory} has no {CONFIG_FILE}: not an MGCMA checkpoint")
-    try:
-        return ModelConfig.load(path)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"bad {path}: {e}") from None
-
-
 def load_model(directory: str | Path, device: str | torch.device = "cpu", shared_encoders: MGCMA | None = None) -> MGCMA:
     """Load a checkpoint directory; any mismatch between config and weights is named.
-    `shared_encoders`: a loaded model whose frozen encoders this one's head reads (mgcma/ensemble.py;
+    `shared_encoders`: a loaded model whose frozen encoders this one's head reads (mgcma/infer/ensemble.py;
     the caller checks that they are the ones it was trained with: encoder_fingerprints)."""
     directory = Path(directory)
     config = load_config(directory)

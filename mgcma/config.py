@@ -199,3 +199,24 @@ def add_precision_argument(parser) -> None:
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="of the pretrained encoders: float32, or int8 on the CPU (faster encoders, 1-3 UA points "
                              "lower on unheard corpora: docs/performance.md)")
+
+
+# ---------------------------------------------------------------------------- a checkpoint's files
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "config.json", "model.safetensors", "tokenizer"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded; the message says what is wrong."""
+
+
+def load_config(directory: str | Path) -> ModelConfig:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_FILE}: not an MGCMA checkpoint")
+    try:
+        return ModelConfig.load(path)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"bad {path}: {e}") from None

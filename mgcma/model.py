@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .encoders.build import (build_speech_encoder, build_text_encoder, encoder_layers, freeze_below_top, frame_seconds,
+from .encoders.build import (build_speech_encoder, build_text_encoder, encoder_layers, frame_seconds, freeze_below_top,
                              hidden_state_range, n_hidden_states, run_speech_encoder)
 from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
 
@@ -197,7 +197,7 @@ class MGCMA(nn.Module):
         a checkpoint's weights follow). Frozen encoders with a source are always loaded from it
         unless `load_frozen` is False, since checkpoints do not store them. `shared_encoders`: a
         model whose (frozen) encoder modules this one uses as they are: heads of an ensemble
-        (mgcma/ensemble.py) over one encoder pass."""
+        (mgcma/infer/ensemble.py) over one encoder pass."""
         super().__init__()
         self.config = c = config
         if c.uses_speech:

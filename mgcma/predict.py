@@ -1,7 +1,7 @@
 """The emotion of a clip, or of every turn of a long recording, from the command line.
 
   python -m mgcma.predict --audio clip.wav [--text "..."] [--checkpoint DIR] [--asr SPEC] --json
-  python -m mgcma.predict --backend onnx --checkpoint ONNX_DIR --audio clip.wav     (mgcma/onnx_backend.py)
+  python -m mgcma.predict --backend onnx --checkpoint ONNX_DIR --audio clip.wav     (mgcma/infer/onnx_recognizer.py)
 
 The recogniser itself is mgcma/infer/recognizer.py; long recordings are mgcma/infer/recording.py.
 """
@@ -11,14 +11,14 @@ import argparse
 import json
 import sys
 
-from .checkpoint import CheckpointError
-from .config import DEFAULT_CHECKPOINT, add_precision_argument
+from .audio import AudioError
+from .config import DEFAULT_CHECKPOINT, CheckpointError, add_precision_argument
 from .encoders.voice_print import VoicePrintError
 from .infer.asr import ASRError
 from .infer.recognizer import EmotionRecognizer, InputError
 from .infer.recording import command_result, print_result, write_outputs
 from .infer.segments import SegmentConfig
-from .audio import AudioError
+from .onnx_backend import main as onnx_main
 
 
 def main(argv=None) -> int:
@@ -50,7 +50,6 @@ def main(argv=None) -> int:
         if args.segments or args.precision != "float32":
             print("error: --backend onnx answers one clip in float32 (no --segments, no --precision int8)", file=sys.stderr)
             return 1
-        from .onnx_backend import main as onnx_main
         asr = "faster-whisper" if args.asr in ("auto", "shared") else args.asr
         return onnx_main(["--onnx", args.checkpoint, "--audio", args.audio, "--asr", asr]
                          + (["--text", args.text] if args.text is not None else []) + (["--json"] if args.json else []))

@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, Wav2Vec2Config, Wav2Vec2Model
 
-from mgcma.checkpoint import CheckpointError, load_model, load_tokenizer, save_model
-from mgcma.config import preset
+from mgcma.checkpoint import load_model, load_tokenizer, save_model
+from mgcma.config import CheckpointError, preset
 from mgcma.model import MGCMA
 
 

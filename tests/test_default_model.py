@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from mgcma.data.corpora import read_ravdess
-from mgcma.metrics import classification_metrics
 from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.data.corpora import read_ravdess
 from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.metrics import classification_metrics
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # published in the model card (checkpoints/default/README.md): RAVDESS actors 19-24, voice and words
@@ -40,7 +40,7 @@ def ua(recognizer, answers: list[dict], targets: list[str]) -> dict:
 def words_answers(recognizer, texts: list[str], batch: int = 128) -> list[list[float]]:
     """The words-only answers, a batch at a time (the model answers each row alone: padding is masked;
     one at a time through recognizer.forward took 80 s for GoEmotions' test)."""
-    from mgcma.ensemble import answer_together
+    from mgcma.infer.ensemble import answer_together
     answers = []
     for i in range(0, len(texts), batch):
         enc = recognizer.tokenizer(texts[i:i + batch], padding=True, truncation=True,

@@ -1,4 +1,4 @@
-"""Several heads answering together over one encoder pass (mgcma/ensemble.py)."""
+"""Several heads answering together over one encoder pass (mgcma/infer/ensemble.py)."""
 import json
 from pathlib import Path
 
@@ -8,10 +8,12 @@ import torch
 
 from mgcma.checkpoint import save_model
 from mgcma.config import preset
-from mgcma.ensemble import ENSEMBLE_FILE, StackedHeads, main as pack
-from mgcma.model import MGCMA
-from mgcma.infer.speaker_means import SpeechMean, save_means, STATS_FILE
+from mgcma.ensemble import main as pack
+from mgcma.infer.ensemble import StackedHeads
+from mgcma.infer.members import ENSEMBLE_FILE
 from mgcma.infer.recognizer import EmotionRecognizer, InputError
+from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, save_means
+from mgcma.model import MGCMA
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))

@@ -62,6 +62,7 @@ def test_nothing_scorable_exits_non_zero(tmp_path, test_checkpoint, capsys):
 def test_speech_condition_hides_the_text_and_scores_the_noise_it_names(scored_manifest, test_checkpoint, monkeypatch):
     """What reaches the recogniser: no words, and each clip at 10 dB SNR under white noise."""
     import numpy as np
+
     from mgcma.infer.recognizer import EmotionRecognizer
     heard = []
     original = EmotionRecognizer.predict
@@ -88,8 +89,8 @@ def test_speech_condition_hides_the_text_and_scores_the_noise_it_names(scored_ma
 def test_text_from_gives_the_words_a_recogniser_would(scored_manifest, test_checkpoint):
     """plain: lower case, no punctuation; asr: the recogniser's transcript of the clip as heard (with the
     voice in the answer, left to the prediction's own ASR pass); refused without a recogniser."""
-    from mgcma.evaluate import words_of
     from mgcma.infer.recognizer import EmotionRecognizer, InputError
+    from mgcma.infer.scoring import words_of
     record = read_manifest(scored_manifest)[0]
     recognizer = EmotionRecognizer(test_checkpoint, asr="none", device="cpu")
     assert words_of(recognizer, record, "manifest") == record.text

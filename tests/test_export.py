@@ -1,4 +1,4 @@
-"""The ONNX export (mgcma/export.py) and its torch-free backend (mgcma/onnx_backend.py)."""
+"""The ONNX export (mgcma/infer/onnx_export.py) and its torch-free backend (mgcma/infer/onnx_recognizer.py)."""
 import json
 import subprocess
 import sys
@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mgcma.checkpoint import CheckpointError, load_tokenizer, save_model
-from mgcma.config import preset
-from mgcma.export import export
-from mgcma.model import MGCMA
-from mgcma.export import compare_with_torch
-from mgcma.onnx_backend import OnnxRecognizer, log_mel
-from mgcma.config import DEFAULT_CHECKPOINT
+from mgcma.checkpoint import load_tokenizer, save_model
+from mgcma.config import DEFAULT_CHECKPOINT, CheckpointError, preset
+from mgcma.infer.onnx_export import compare_with_torch, export
+from mgcma.infer.onnx_recognizer import OnnxRecognizer, log_mel
 from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.model import MGCMA
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))    # RAVDESS actors 20-23, committed with the app
@@ -51,7 +49,7 @@ def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
 
 @pytest.mark.slow
 def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
-    """Two heads over one random encoder pair, packed (mgcma/ensemble.py) and exported: the ONNX
+    """Two heads over one random encoder pair, packed (mgcma/infer/ensemble.py) and exported: the ONNX
     answers are the PyTorch ensemble's (which is the mean of its heads: tests/test_ensemble.py)."""
     from mgcma.ensemble import main as pack
     config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True)

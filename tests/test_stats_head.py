@@ -1,4 +1,4 @@
-"""The voice statistics head (mgcma/stats_head.py): what it reads, how its layer is chosen, and how
+"""The voice statistics head (mgcma/infer/stats_head.py): what it reads, how its layer is chosen, and how
 it answers with the MGCMA heads (PyTorch and ONNX)."""
 import csv
 import json
@@ -10,12 +10,12 @@ import torch
 from mgcma.checkpoint import load_tokenizer, save_model
 from mgcma.config import preset
 from mgcma.ensemble import main as pack
-from mgcma.export import export
-from mgcma.model import MGCMA
-from mgcma.export import compare_with_torch
+from mgcma.infer.onnx_export import compare_with_torch, export
 from mgcma.infer.recognizer import EmotionRecognizer
-from mgcma.stats_head import (C_GRID, StatsHead, StatsHeadConfig, TrainingSet, candidate_layers, main as stats_head_cli, mix_into,
-                              pooled_statistics, train_stats_head)
+from mgcma.infer.stats_head import StatsHead, StatsHeadConfig, mix_into, pooled_statistics
+from mgcma.model import MGCMA
+from mgcma.stats_head import main as stats_head_cli
+from mgcma.training.stats_head import C_GRID, TrainingSet, candidate_layers, train_stats_head
 
 LABELS = ["neutral", "happy", "angry", "sad"]
 RNG = np.random.default_rng(0)

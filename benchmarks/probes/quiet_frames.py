@@ -9,10 +9,10 @@ import sys
 
 import torch
 
-from mgcma.data.records import read_manifest
-from mgcma.evaluate import score_records
-from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.audio import HOP_LENGTH
+from mgcma.data.records import read_manifest
+from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.infer.scoring import score_records
 
 HOP = 2 * HOP_LENGTH   # samples per encoder frame: Whisper's second convolution has stride 2
 

@@ -15,7 +15,7 @@ import numpy as np
 from mgcma.checkpoint import load_model
 from mgcma.data.records import read_manifest
 from mgcma.metrics import classification_metrics
-from mgcma.stats_head import C_GRID, balanced_weights, corpus_statistics, fit_linear
+from mgcma.training.stats_head import C_GRID, balanced_weights, corpus_statistics, fit_linear
 
 LAYER = 3   # the shipped head's hidden state
 

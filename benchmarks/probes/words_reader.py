@@ -12,10 +12,10 @@ from scipy.special import softmax
 from tqdm import tqdm
 
 from mgcma.data.records import read_manifest
+from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.metrics import classification_metrics
 from mgcma.model import masked_mean
-from mgcma.infer.recognizer import EmotionRecognizer
-from mgcma.stats_head import balanced_weights, fit_linear
+from mgcma.training.stats_head import balanced_weights, fit_linear
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 

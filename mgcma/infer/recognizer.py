@@ -2,7 +2,7 @@
 (`python -m mgcma.predict` is its command).
 
 The model and the ASR are loaded once (EmotionRecognizer) and reused for every request; an
-ensemble checkpoint's heads all answer on one pass of the frozen encoders (mgcma/ensemble.py). With
+ensemble checkpoint's heads all answer on one pass of the frozen encoders (mgcma/infer/ensemble.py). With
 --asr auto (the default) a model whose speech encoder is Whisper's transcribes with the same
 encoder pass (mgcma/infer/shared_asr.py); others use faster-whisper's tiny.en.
 """
@@ -17,20 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .asr import ASRError, load_asr
-from .shared_asr import SharedWhisperASR, decoder_directory
 from ..audio import SAMPLE_RATE, AudioError, AudioLimits, clean_speech, read_clip
 from ..calibration import top_two
 from ..checkpoint import load_model, load_tokenizer
-from ..encoders.build import n_hidden_states
-from ..model import MGCMAOutput
-from ..ensemble import (StackedHeads, answer_together, load_members, member_directories, read_threshold, share_encoders,
-                       split_members, together_config)
-from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from ..config import DEFAULT_CHECKPOINT
-from ..encoders.precision import set_precision
-from ..stats_head import load_stats_heads, mix_into, voice_probabilities
 from ..data.batching import hide
+from ..encoders.build import n_hidden_states
+from ..encoders.precision import set_precision
+from ..model import MGCMAOutput
+from .asr import ASRError, load_asr
+from .ensemble import StackedHeads, answer_together, load_members, share_encoders, together_config
+from .members import member_directories, read_threshold, split_members
+from .shared_asr import SharedWhisperASR, decoder_directory
+from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
+from .stats_head import load_stats_heads, mix_into, voice_probabilities
 
 MAX_TEXT_CHARS = 2000
 
@@ -83,7 +83,7 @@ class EmotionRecognizer:
                  device: str = "auto", limits: AudioLimits = AudioLimits(max_seconds=20.0), precision: str = "float32",
                  members: list[str | Path] | None = None):
         """`precision`: of the pretrained encoders, "float32" or "int8" (CPU only; mgcma/encoders/precision.py).
-        `members`: checkpoints whose heads answer with this one's (mgcma/ensemble.py); None: the
+        `members`: checkpoints whose heads answer with this one's (mgcma/infer/ensemble.py); None: the
         checkpoint's own, if it is an ensemble."""
         self.device = pick_device(device)
         self.precision = precision
@@ -301,7 +301,7 @@ class EmotionRecognizer:
         return {m: row_of(out, k) for k, m in enumerate(modalities)}, words, offsets
 
     def with_voice_statistics(self, out: MGCMAOutput, features, mask, modalities: list[str]) -> MGCMAOutput:
-        """Every answer that hears the voice, with the statistics heads' share (mgcma/stats_head.py)."""
+        """Every answer that hears the voice, with the statistics heads' share (mgcma/infer/stats_head.py)."""
         voice = voice_probabilities(self.stats_heads, features.float().cpu().numpy(), mask.cpu().numpy())   # (1, C)
         hears = torch.tensor([m != "text" for m in modalities])[:, None]                                    # (rows, 1)
         mixed = torch.from_numpy(mix_into(out.probs.double().numpy(), voice, self.stats_heads[0].config.weight))

@@ -51,6 +51,7 @@ class TrainConfig:
     cache_features: bool = True        # frozen encoders: compute their outputs once
     max_seconds: float = 15.0          # longer clips are cropped, with a warning
     val_fraction: float = 0.15         # share of training speakers held out for model selection
+    val_min_speakers: int = 2          # at least this many speakers of each training corpus in validation (1: the rule before 2026-12-07)
     select_by: str = "corpora"         # corpora: mean validation UA over corpora, each once | modalities: corpora with speech weigh half, words-only corpora the other half
     train_fraction: float = 1.0        # share of the training utterances used, every class alike (little-data runs)
     num_workers: int = 1               # DataLoader worker processes (this machine has 2 cores)

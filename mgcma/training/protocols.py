@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 from ..config import IEMOCAP_LABELS
-from ..data.records import (check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap, read_manifest, validation_split)
-from .run_files import TrainingError
+from ..data.records import (check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap,
+                            read_manifest, validation_split)
 from .config import TrainConfig
-
+from .run_files import TrainingError
 
 log = logging.getLogger("mgcma.train")
 
@@ -95,7 +95,7 @@ def train_and_validation(records, indices, cfg: TrainConfig) -> tuple[list[int],
             train += [i for i in rows if records[i].split != "validation"]
             val += given
         else:
-            t, v = validation_split(records, rows, cfg.val_fraction, cfg.validation_seed)
+            t, v = validation_split(records, rows, cfg.val_fraction, cfg.validation_seed, cfg.val_min_speakers)
             train, val = train + t, val + v
     return sorted(train), sorted(val)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..calibration import confidence_scores
 from ..data.batching import hide
 from ..encoders import partial
-from ..calibration import calibrated, expected_calibration_error
 from ..metrics import classification_metrics
 
 MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
@@ -146,15 +146,6 @@ def evaluate(model, loader, caches, accelerator, corpora: list[str], modalities=
         scores["corpora"] = {name: scored(has & (names == name)) for name in sorted(set(names[has]))}
         result[modality] = scores
     return result
-
-
-def confidence_scores(logits: np.ndarray, targets: np.ndarray, config) -> dict:
-    """ECE before and after the temperature; the share answered above the "not sure" threshold and their accuracy."""
-    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
-    answered = probs.max(1) >= config.not_sure_below
-    right = probs.argmax(1) == targets
-    return dict(ECE=expected_calibration_error(probs, targets), ECE_uncalibrated=expected_calibration_error(raw, targets),
-                answered=float(answered.mean()), accuracy_answered=float(right[answered].mean()) if answered.any() else None)
 
 
 def modality_available(record, modality: str) -> bool:
