@@ -116,11 +116,11 @@ def test_the_model_card_sits_beside_the_weights_with_its_metadata():
 @pytest.mark.slow
 @pytest.mark.quality
 def test_the_four_real_examples_are_answered_as_before_the_house_was_reordered(recognizer):
-    """tests/data/example_answers.json: every answer (voice and words, voice only, words only) of the
+    """tests/fixtures/example_answers.json: every answer (voice and words, voice only, words only) of the
     four real example clips, with their words and without, from the commit before the modules were
     moved (7e2d38c). The same label, and the same probabilities to float precision."""
     import json
-    expected = json.loads((Path(__file__).parent / "data" / "example_answers.json").read_text())
+    expected = json.loads((Path(__file__).parent / "fixtures" / "example_answers.json").read_text())
     examples = Path(__file__).resolve().parents[1] / "app" / "examples"
     for key, before in expected.items():
         clip, _, text = key.partition("|")

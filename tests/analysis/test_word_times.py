@@ -6,7 +6,7 @@ import soundfile as sf
 
 from mgcma.analysis.word_times import WordTimer, in_span_share, spans_for
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+EXAMPLE = Path(__file__).resolve().parents[2] / "app" / "examples" / "happy-happy-spk04.wav"
 
 
 def test_spans_follow_the_words_by_their_letters():

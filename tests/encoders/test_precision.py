@@ -8,7 +8,7 @@ from mgcma.config import DEFAULT_CHECKPOINT
 from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.encoders.precision import check_precision, frame_cosine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))   # RAVDESS actors 20-23, committed with the app
 

@@ -12,7 +12,7 @@ from mgcma.config import EMBEDDED_MINILM, preset
 from mgcma.encoders.build import resolve_source
 from mgcma.model import MGCMA
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["Kids are talking by the door.", "I can't BELIEVE it!!! Café, déjà vu [SEP] and so on " * 6, "ok", ""]
 
 

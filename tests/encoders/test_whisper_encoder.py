@@ -78,7 +78,7 @@ def test_log_mel_does_not_import_openai_whisper():
     """Its import (numba) would cost a request 0.3 s."""
     code = ("import sys, torch; from mgcma.encoders.whisper import log_mel; "
             "log_mel(torch.zeros(1600)); assert 'whisper' not in sys.modules and 'numba' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 def test_openai_whisper_checkpoint_loads_and_matches_its_encoder(tmp_path):

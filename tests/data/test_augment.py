@@ -7,7 +7,7 @@ import soundfile as sf
 
 from mgcma.data.augment import AugmentConfig, Augmenter, degrade, telephone
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "app" / "examples"
 SR = 16000
 
 

@@ -18,7 +18,7 @@ from mgcma.analysis.reference import ReferenceMap, reference_plotly
 from mgcma.checkpoint import load_model, load_tokenizer
 from mgcma.data.records import read_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("text,words", [

@@ -10,7 +10,7 @@ from mgcma.normalise import main as write_stats
 from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, load_means
 from mgcma.infer.recognizer import EmotionRecognizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
 
 

@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file
 
 from mgcma.infer.asr import word_error_rate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 SPEECH, SR = sf.read(GOOD, dtype="float32")
 

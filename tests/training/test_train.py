@@ -18,7 +18,7 @@ from mgcma.training.run_files import TrainingError
 from mgcma.training.loop import train
 from mgcma.training.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from mgcma.data.corpora import EMOBOX_FOLDS, read_goemotions, read_ravdess
 from mgcma.data.records import read_manifest, write_manifest
 from mgcma.prepare import main as prepare
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "ravdess" / "manifest.csv").is_file(),
                                   reason="../shared/data (your copies of the corpora) is not beside this checkout; "
                                          "the data is never committed")

@@ -15,7 +15,7 @@ from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, save_means
 from mgcma.model import MGCMA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
 
 

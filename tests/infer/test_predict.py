@@ -12,7 +12,7 @@ import torch
 from mgcma.infer.asr import ASRError, load_asr, word_error_rate
 from mgcma.infer.recognizer import EmotionRecognizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 
 
@@ -145,7 +145,7 @@ def test_the_voice_alone_answers_as_the_voice_beside_hidden_words():
     from mgcma.config import DEFAULT_CHECKPOINT
     from mgcma.infer.recognizer import EmotionRecognizer
     recognizer = EmotionRecognizer(DEFAULT_CHECKPOINT, asr="none", device="cpu")
-    clip = sorted((Path(__file__).resolve().parents[1] / "app" / "examples").glob("*.flac"))[0]
+    clip = sorted((Path(__file__).resolve().parents[2] / "app" / "examples").glob("*.flac"))[0]
     alone = recognizer.predict(clip, None, use_asr=False)
     beside = recognizer.predict(clip, "Kids are talking by the door.")
     assert alone.transcript_source == "none" and alone.words == []

@@ -17,7 +17,7 @@ from mgcma.model import MGCMA
 from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.audio import AudioError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HAPPY = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 
 

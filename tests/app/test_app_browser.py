@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 
 from mgcma.app.ui import example_captions, example_rows
 from mgcma.infer.asr import word_error_rate
-from tests.test_app import HAPPY, LABELS, SAD, long_recording
+from tests.app.test_app import HAPPY, LABELS, SAD, long_recording
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HAPPY_WORDS = "I just got the job, this is wonderful news."

@@ -13,7 +13,7 @@ from mgcma.app.ui import answers_markdown, example_captions, example_rows, examp
 from mgcma.infer.asr import word_error_rate
 from mgcma.config import DEFAULT_CHECKPOINT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HAPPY = ROOT / "app" / "examples" / "happy-happy-spk04.wav"
 SAD = ROOT / "app" / "examples" / "sad-negative-spk12.wav"
 LABELS = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["labels"]

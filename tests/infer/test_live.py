@@ -7,7 +7,7 @@ import soundfile as sf
 from mgcma.infer.live import LiveConfig, LiveTake, live_label
 from mgcma.infer.recognizer import EmotionRecognizer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+EXAMPLE = Path(__file__).resolve().parents[2] / "app" / "examples" / "happy-happy-spk04.wav"
 
 
 def microphone_chunks(seconds: float, rate: int = 48000, chunk: float = 0.5):

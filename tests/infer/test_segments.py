@@ -11,7 +11,7 @@ import soundfile as sf
 from mgcma.audio import AudioError
 from mgcma.infer.segments import SegmentConfig, speech_segments
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIPS = sorted((ROOT / "app" / "examples").glob("*.wav"))
 
 

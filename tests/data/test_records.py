@@ -237,7 +237,7 @@ def test_prepare_fills_empty_transcripts_or_every_one_with_the_asr(tmp_path):
     import shutil
     from pathlib import Path
     from mgcma.prepare import main
-    clip = Path(__file__).resolve().parents[1] / "app" / "examples" / "happy-happy-spk04.wav"
+    clip = Path(__file__).resolve().parents[2] / "app" / "examples" / "happy-happy-spk04.wav"
     shutil.copy(clip, tmp_path / "a.wav")
     (tmp_path / "in.csv").write_text("path,text,label,speaker\na.wav,,happy,s1\na.wav,kept as it is,happy,s1\n")
     assert main(["manifest", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0

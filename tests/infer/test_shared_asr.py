@@ -11,7 +11,7 @@ from mgcma.config import DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT
 from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.infer.shared_asr import SharedWhisperASR
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "app" / "examples"
 EXAMPLE = EXAMPLES / "happy-happy-spk04.wav"
 WORDS = "I just got the job, this is wonderful news."
 OTHER, OTHER_WORDS = EXAMPLES / "ravdess-happy-actor21.flac", "Kids are talking by the door."

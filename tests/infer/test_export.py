@@ -15,7 +15,7 @@ from mgcma.infer.onnx_recognizer import OnnxRecognizer, log_mel
 from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.model import MGCMA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REAL = sorted((ROOT / "app" / "examples").glob("*.flac"))    # RAVDESS actors 20-23, committed with the app
 
 
@@ -50,7 +50,7 @@ def test_small_model_round_trip_at_lengths_it_was_not_traced_with(small_export):
 @pytest.mark.slow
 def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
     """Two heads over one random encoder pair, packed (mgcma/infer/ensemble.py) and exported: the ONNX
-    answers are the PyTorch ensemble's (which is the mean of its heads: tests/test_ensemble.py)."""
+    answers are the PyTorch ensemble's (which is the mean of its heads: tests/infer/test_ensemble.py)."""
     from mgcma.ensemble import main as pack
     config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True)
     torch.manual_seed(0)
