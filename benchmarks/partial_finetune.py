@@ -1,5 +1,5 @@
 """One training step with the top Whisper block and the top MiniLM layer fine-tuned: the whole
-encoders run per step, against their frozen bottoms read from the cache (mgcma/encoders/partial.py), and a
+encoders run per step, against their frozen bottoms read from the cache (mgcma/training/partial_finetuning.py), and a
 frozen-encoder step for scale; measured side by side in one process.
 
   python -m benchmarks.partial_finetune [--quick] [--preset whisper-tiny|whisper-base]

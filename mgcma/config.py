@@ -1,4 +1,4 @@
-"""Typed model configuration, its presets, and JSON round-tripping.
+"""Typed model configuration, its presets, JSON round-tripping, and the files every checkpoint holds.
 
 Every detail the paper leaves open is a field here (see the README's "our choices").
 """
@@ -9,6 +9,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .audio import Hygiene
 
 IEMOCAP_LABELS = ["neutral", "happy", "angry", "sad"]
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
@@ -97,7 +99,6 @@ class ModelConfig:
 
     @property
     def hygiene(self):
-        from .audio import Hygiene
         if not self.trim_silence and self.loudness_dbfs is None:
             return None
         return Hygiene(trim=self.trim_silence, loudness_dbfs=self.loudness_dbfs)

@@ -18,18 +18,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tqdm import tqdm
+
+from .audio import load_audio
 from .data.corpora import (ACTED_CORPORA, parse_actors, parse_label_map, read_acted, read_dailydialog, read_folder,
                            read_goemotions, read_ravdess)
 from .data.records import read_iemocap, read_manifest, write_manifest
 from .data.synthetic import SyntheticConfig, generate
+from .infer.asr import load_asr
 
 
 def fill_transcripts(records, asr_spec: str, every: bool = False):
     """Transcribe the records whose text is empty, or `every` record with audio (what a recogniser
     hears in place of what was typed); progress bar. The others are kept as they are."""
-    from tqdm import tqdm
-    from .infer.asr import load_asr
-    from .audio import load_audio
     missing = [r for r in records if r.path and (every or not r.text.strip())]
     if missing:
         asr = load_asr(asr_spec)

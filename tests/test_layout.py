@@ -103,3 +103,57 @@ def test_reading_records_and_corpora_does_not_import_pytorch():
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+COMMANDS = {"predict", "train", "ablate", "calibrate", "evaluate", "prepare", "normalise", "export", "onnx_backend",
+            "ensemble", "stats_head"}
+# what each layer of mgcma/ may import besides itself: nothing above it
+MAY_IMPORT = {
+    "encoders": {"mgcma.audio", "mgcma.config"},
+    "data": {"mgcma.audio", "mgcma.config"},
+    "infer": {"mgcma.audio", "mgcma.config", "mgcma.calibration", "mgcma.metrics", "mgcma.model", "mgcma.losses",
+              "mgcma.checkpoint", "encoders", "data"},
+    "training": {"mgcma.audio", "mgcma.config", "mgcma.calibration", "mgcma.metrics", "mgcma.model", "mgcma.losses",
+                 "mgcma.checkpoint", "encoders", "data", "infer"},
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] in MAY_IMPORT:
+        return parts[1]
+    if len(parts) == 2 and parts[1] in MAY_IMPORT:   # a layer's __init__
+        return parts[1]
+    return module
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    wrong = {}
+    for module, imported in import_graph().items():
+        layer = layer_of(module)
+        if layer not in MAY_IMPORT:
+            continue
+        above = sorted(m for m in imported if layer_of(m) != layer and layer_of(m) not in MAY_IMPORT[layer])
+        if above:
+            wrong[module] = above
+    assert wrong == {}
+
+
+def test_the_library_imports_no_command_and_its_own_modules_at_the_top():
+    """Commands import the library, never the other way; an import inside a function hides a
+    dependency (or a cycle) from whoever reads the top of the file."""
+    files = module_files()
+    inside = {}
+    for module, path in files.items():
+        if not module.startswith("mgcma.") or module.startswith(("mgcma.app", "mgcma.analysis")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and (inner.level or (inner.module or "").startswith("mgcma")):
+                        inside.setdefault(module, []).append(inner.lineno)
+    assert inside == {}
+    library = {m for m in files if m.startswith("mgcma.") and m.split(".")[1] not in COMMANDS | {"app", "analysis"}}
+    graph = import_graph()
+    assert {m: sorted(i for i in graph[m] if i.split(".")[-1] in COMMANDS and i.count(".") == 1)
+            for m in library if any(i.split(".")[-1] in COMMANDS and i.count(".") == 1 for i in graph[m])} == {}

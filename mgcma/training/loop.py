@@ -28,7 +28,7 @@ from ..data.augment import AugmentConfig, Augmenter
 from ..data.batching import BucketSampler, Collator, CorpusMixture, UtteranceDataset
 from ..data.records import training_share, validation_split
 from ..data.text_augment import TextAugmenter
-from ..encoders.partial import frozen_stamp, split_supported
+from .partial_finetuning import frozen_stamp, split_supported
 from ..model import MGCMA
 from .config import TrainConfig
 from .protocols import load_records, make_folds, parse_weights, select_folds
@@ -146,7 +146,7 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
 # ------------------------------------------------------------------------------------ folds
 def frozen_caches(model, cfg, shared: dict | None) -> dict:
     """A FeatureCache per frozen encoder, and per frozen bottom of a partly fine-tuned one
-    ("speech_bottom", "text_bottom": mgcma/encoders/partial.py): the caller's `shared` ones (content-keyed,
+    ("speech_bottom", "text_bottom": mgcma/training/partial_finetuning.py): the caller's `shared` ones (content-keyed,
     so valid across folds and runs with the same encoders), else fresh ones. A bottom cache is
     stamped with its frozen part before any loader skips loading what it holds."""
     if not cfg.cache_features:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import IEMOCAP_LABELS
 from ..data.records import (check_speaker_independence, leave_one_corpus_out, leave_one_group_out, read_iemocap,
                             read_manifest, validation_split)
+from ..data.synthetic import SyntheticConfig, generate
 from .config import TrainConfig
 from .run_files import TrainingError
 
@@ -18,7 +19,6 @@ log = logging.getLogger("mgcma.train")
 def load_records(cfg: TrainConfig):
     """-> (records, labels) for the configured source."""
     if cfg.data == "synthetic":
-        from ..data.synthetic import SyntheticConfig, generate
         path = generate(cfg.data_path or "data/synthetic", SyntheticConfig(size=cfg.synthetic_size))
         return read_manifest(path), list(IEMOCAP_LABELS)
     if cfg.data == "iemocap":

@@ -7,7 +7,7 @@ import torch
 
 from ..calibration import confidence_scores
 from ..data.batching import hide
-from ..encoders import partial
+from . import partial_finetuning as partial
 from ..metrics import classification_metrics
 
 MODALITIES = ("both", "speech", "text")   # what an answer is allowed to hear / read
@@ -25,7 +25,7 @@ class FeatureCache:
         self.stamped = None
 
     def stamp(self, stamp) -> None:
-        """What the features were computed by (mgcma/encoders/partial.py: frozen_stamp); another stamp drops them."""
+        """What the features were computed by (mgcma/training/partial_finetuning.py: frozen_stamp); another stamp drops them."""
         if stamp != self.stamped:
             self.store.clear()
             self.keys.clear()   # in place: datasets hold this set

@@ -1,9 +1,9 @@
-"""Cached partial fine-tuning (mgcma/encoders/partial.py): the frozen bottom of an encoder cached, its
+"""Cached partial fine-tuning (mgcma/training/partial_finetuning.py): the frozen bottom of an encoder cached, its
 top k layers run per step, with the same outputs and gradients as the whole encoder."""
 import pytest
 import torch
 
-from mgcma.encoders import partial
+from mgcma.training import partial_finetuning as partial
 from mgcma.checkpoint import load_model, save_model, stored_state
 from mgcma.config import EMBEDDED_MINILM, preset
 from mgcma.model import MGCMA

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from .bert import BertTextEncoder
 from ..checkpoint import weights_checksum
+from ..encoders.bert import BertTextEncoder
+from ..encoders.whisper import WhisperAudioEncoder
 from ..model import scatter_rows
-from .whisper import WhisperAudioEncoder
 
 
 def split_supported(model, side: str) -> bool:
