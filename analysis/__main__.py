@@ -25,7 +25,8 @@ from mgcma.config import DEFAULT_CHECKPOINT  # noqa: E402
 from mgcma.infer.recognizer import EmotionRecognizer  # noqa: E402
 
 from .alignment import all_spaces, table as alignment_table  # noqa: E402
-from .ablation import ablation_figure, ablation_summary, ablation_table, confusion_figure, versus_table  # noqa: E402
+from .ablation import (ablation_figure, ablation_summary, ablation_table, confusion_figure, held_out_summary,  # noqa: E402
+                       held_out_table, versus_table)
 from .calibration import calibration_figure  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
@@ -174,6 +175,18 @@ def cmd_ablation(args):
         save(args.out, f"confusion-{setting}", confusion_figure(first))
 
 
+def cmd_held_out(args):
+    summary = held_out_summary(args.run)
+    against = json.loads(Path(args.against).read_text())["groups"] if args.against else None
+    table = held_out_table(summary, against, args.against_name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = dict(run=str(args.run), date=time.strftime("%Y-%m-%d"), groups=summary)
+    (args.out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(table)
+    print(table)
+    print(f"wrote {args.out / args.name}.json and .md")
+
+
 def cmd_calibration(args):
     reports = {}
     for spec in args.metrics:
@@ -234,6 +247,11 @@ def main(argv=None) -> int:
     p.add_argument("--against-name", default="frozen", help="what to call it in the table")
     p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
                    help="score the models' answer from both modalities, or from one with the other hidden")
+    p = add("held-out", "per held-out group of a run: UA, recall, the most frequent answer's share, ECE, the selection's swing")
+    p.add_argument("--run", required=True, type=Path, help="a run folder holding fold-*/metrics.json (e.g. runs/loco4/full/seed-0)")
+    p.add_argument("--name", default="held-out", help="file name of the record (.json) and table (.md)")
+    p.add_argument("--against", default=None, help="another run's record (.json): its UA beside each group")
+    p.add_argument("--against-name", default="earlier", help="what to call it in the table")
     p = add("calibration", "reliability diagrams (before/after the temperature) and accuracy-coverage curves")
     p.add_argument("--metrics", nargs="+", required=True, help="[NAME=]FILE.json written by python -m mgcma.evaluate --out")
     p.add_argument("--name", default="calibration", help="file name of the figure")
@@ -244,7 +262,7 @@ def main(argv=None) -> int:
     try:
         {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
          "word-attention": cmd_word_attention,
-         "ablation": cmd_ablation, "calibration": cmd_calibration, "reference": cmd_reference}[args.command](args)
+         "ablation": cmd_ablation, "held-out": cmd_held_out, "calibration": cmd_calibration, "reference": cmd_reference}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

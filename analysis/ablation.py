@@ -1,4 +1,4 @@
-"""Ablation table and confusion matrices from the trainer's output folders."""
+"""Ablation table, held-out groups (collapse, confidence) and confusion matrices from the trainer's output folders."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,8 @@ import numpy as np
 
 from mgcma.training.ablation import DESCRIPTIONS, ablation_summary, ablation_table, versus_table
 
-__all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_figure", "versus_table"]
+__all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_figure", "held_out_summary",
+           "held_out_table", "versus_table"]
 ANSWER_TITLES = {"both": "", "speech": ", voice-only answers", "text": ", words-only answers"}
 
 
@@ -53,3 +54,49 @@ def confusion_figure(run_dir: str | Path):
         ax.set(xlabel="predicted", ylabel="true", title=f"fold {m['fold']}: UA {100 * m['UA']:.1f}, WA {100 * m['WA']:.1f}")
     fig.tight_layout()
     return fig
+
+
+def held_out_summary(run_dir: str | Path) -> dict:
+    """Per held-out group of a run (leave one corpus out, say): UA, WA, recall, the share of its most
+    frequent answer (collapse onto one class shows there), ECE, and the selection's epoch-to-epoch
+    swing, from each fold-*/metrics.json. Percentages, rounded as reported."""
+    folds = sorted(Path(run_dir).glob("fold-*/metrics.json"))
+    if not folds:
+        raise FileNotFoundError(f"no fold-*/metrics.json under {run_dir}: run python -m mgcma.ablate or mgcma.train first")
+    out = {}
+    for path in folds:
+        m = json.loads(path.read_text())
+        cm = np.array(m["confusion_matrix"])
+        val = [round(100 * h["val_UA"], 1) for h in m["history"]]
+        out[m["test_group"]] = dict(
+            fold=m["fold"], n=m["n_test"], UA=round(100 * m["UA"], 2), WA=round(100 * m["WA"], 2),
+            recall={k: None if v is None else round(100 * v, 1) for k, v in m["recall"].items()},
+            confusion_matrix=m["confusion_matrix"], labels=m["labels"],
+            most_frequent_answer=m["labels"][int(cm.sum(0).argmax())],
+            most_frequent_answer_share=round(100 * cm.sum(0).max() / max(cm.sum(), 1), 1),
+            ECE={a: round(100 * s["ECE"], 1) for a, s in m["by_modality"].items()},
+            best_epoch=m["best_epoch"], validation_UA_by_epoch=val,
+            largest_swing_from_epoch_5=round(float(np.abs(np.diff(val[4:])).max()), 1) if len(val) > 5 else None,
+            temperature=(m.get("calibration") or {}).get("temperature"))
+    return out
+
+
+def held_out_table(summary: dict, against: dict | None = None, against_name: str = "earlier") -> str:
+    """A markdown row per held-out group, and the mean UA; `against`: another held_out_summary, its UA beside."""
+    first = next(iter(summary.values()))
+    rows = [f"| held out | n | WA % | UA % | recall {' / '.join(first['labels'])} % | most frequent answer | ECE % |"
+            + (f" UA % {against_name} |" if against else ""),
+            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if against else "")]
+    for group, s in summary.items():
+        recall = " / ".join("-" if v is None else f"{v:.1f}" for v in s["recall"].values())
+        row = (f"| {group} | {s['n']} | {s['WA']:.2f} | **{s['UA']:.2f}** | {recall} | "
+               f"{s['most_frequent_answer']} {s['most_frequent_answer_share']:.0f} % | {s['ECE'].get('both', '-')} |")
+        if against:
+            row += f" {against[group]['UA']:.2f} |" if group in against else " - |"
+        rows.append(row)
+    mean = np.mean([s["UA"] for s in summary.values()])
+    row = f"| mean | | {np.mean([s['WA'] for s in summary.values()]):.2f} | **{mean:.2f}** | | | |"
+    if against:
+        shared = [g for g in summary if g in against]
+        row += f" {np.mean([against[g]['UA'] for g in shared]):.2f} |"
+    return "\n".join(rows + [row]) + "\n"

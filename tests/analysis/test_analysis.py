@@ -223,3 +223,28 @@ def test_ablation_command_writes_the_table_its_record_and_bars(tiny_corpus, tmp_
     record = json.loads((out / "ablation-speech.json").read_text())
     assert record["none"]["UA_mean"] == ablation_summary(runs, answer="speech")["none"]["UA_mean"]
     assert (out / "ablation-speech.png").stat().st_size > 5000
+
+
+def fake_fold(folder: Path, fold: int, group: str, confusion: list, val_ua: list) -> None:
+    cm = np.array(confusion)
+    recall = {name: float(cm[i, i] / cm[i].sum()) for i, name in enumerate(["neutral", "happy", "angry", "sad"])}
+    (folder / f"fold-{fold}").mkdir(parents=True)
+    (folder / f"fold-{fold}" / "metrics.json").write_text(json.dumps(dict(
+        fold=fold, test_group=group, n_test=int(cm.sum()), UA=float(np.mean(list(recall.values()))),
+        WA=float(np.trace(cm) / cm.sum()), recall=recall, confusion_matrix=confusion, labels=list(recall),
+        by_modality={"both": {"ECE": 0.123}}, best_epoch=3, history=[{"val_UA": u / 100} for u in val_ua],
+        calibration={"temperature": 1.5})))
+
+
+def test_held_out_report_names_the_answer_a_corpus_collapses_onto(tmp_path):
+    run = tmp_path / "run"
+    fake_fold(run, 0, "emovo", [[2, 0, 8, 0], [0, 3, 7, 0], [0, 0, 10, 0], [0, 0, 5, 5]], [40, 60, 50, 70, 71, 75, 74])
+    fake_fold(run, 1, "emodb", [[10, 0, 0, 0], [0, 9, 1, 0], [0, 1, 9, 0], [0, 0, 0, 10]], [50, 80, 81, 82, 82, 83, 83])
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"groups": {"emovo": {"UA": 61.0}, "emodb": {"UA": 90.0}}}))
+    printed = run_analysis("held-out", "--run", run, "--against", earlier, "--name", "loco", "--out", tmp_path / "docs")
+    record = json.loads((tmp_path / "docs" / "loco.json").read_text())["groups"]
+    assert record["emovo"]["most_frequent_answer"] == "angry" and record["emovo"]["most_frequent_answer_share"] == 75.0
+    assert record["emovo"]["largest_swing_from_epoch_5"] == 4.0 and record["emovo"]["ECE"] == {"both": 12.3}
+    assert record["emodb"]["UA"] == 95.0
+    assert "angry 75 %" in printed and "| 61.00 |" in printed and "75.50" in printed   # the earlier mean beside
