@@ -2,7 +2,7 @@
 import importlib
 
 _EXPORTS = {"ModelConfig": "config", "preset": "config", "MGCMA": "model", "MGCMAOutput": "model",
-            "CheckpointError": "checkpoint", "load_model": "checkpoint", "save_model": "checkpoint"}
+            "CheckpointError": "config", "load_model": "checkpoint", "save_model": "checkpoint"}
 __all__ = list(_EXPORTS)
 
 

@@ -2,8 +2,8 @@
 
 One recipe trained with several seeds gives heads that err differently; the mean of their
 calibrated probabilities is steadier than any one of them, and costs little, since the encoders
-they read (Whisper, MiniLM) are frozen and shared: the recogniser runs them once and each head
-(4 MB, a few ms) on their outputs. The checkpoint's files: mgcma/infer/members.py.
+they read (Whisper, MiniLM) are frozen and shared: the recogniser runs them once and each small head
+on their outputs (the cost: docs/performance.md). The checkpoint's files: mgcma/infer/members.py.
 """
 from __future__ import annotations
 

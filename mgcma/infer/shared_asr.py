@@ -145,9 +145,9 @@ class SharedWhisperASR:
 
     def listen_many(self, waves: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
         """`listen` for several clips, their transcripts decoded together: each decoder step reads
-        the decoder's weights once for the whole batch (a 5-minute recording in batches of 8 on 2 CPU
-        cores: decoding 5-15 % faster; docs/performance.md). Each clip is still encoded alone
-        (unpadded, exact); the shorter clips of a batch are followed by more silence."""
+        the decoder's weights once for the whole batch (the time saved: docs/performance.md). Each
+        clip is still encoded alone (unpadded, exact); the shorter clips of a batch are followed by
+        more silence."""
         if not waves:
             return []
         device = self.encoder.conv1.weight.device
