@@ -25,7 +25,7 @@ from .training.run_files import TrainingError
 
 
 def main(argv=None) -> int:
-    parser = parser_for(TrainConfig, __doc__.strip().splitlines()[0])
+    parser = parser_for(TrainConfig, "python -m mgcma.ablate", __doc__.strip().splitlines()[0])
     parser.add_argument("--unimodal", action="store_true", help="also train the speech-only and text-only baselines")
     parser.add_argument("--settings", default="all", help="comma-separated subset of: " + ", ".join(list(SETTINGS) + list(UNIMODAL) + list(VARIANTS)))
     parser.add_argument("--seeds", default="", help="comma-separated seeds, each run in <out>/<setting>/seed-S/ (default: --seed alone)")

@@ -16,7 +16,7 @@ from .training.run_files import TrainingError
 
 
 def main(argv=None) -> int:
-    parser = parser_for(TrainConfig, __doc__.strip().splitlines()[0])
+    parser = parser_for(TrainConfig, "python -m mgcma.train", __doc__.strip().splitlines()[0])
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     try:
         summary = train(cfg)

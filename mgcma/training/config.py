@@ -72,9 +72,9 @@ CHOICES = dict(data=["synthetic", "iemocap", "manifest"], preset=list(PRESETS), 
                select_by=["corpora", "modalities"])
 
 
-def parser_for(config_cls, description: str) -> argparse.ArgumentParser:
+def parser_for(config_cls, prog: str, description: str) -> argparse.ArgumentParser:
     """One option per config field, its default and comment shown by --help."""
-    parser = argparse.ArgumentParser(prog="python -m mgcma.train", description=description,
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     helps = field_comments(config_cls)
     for f in dataclasses.fields(config_cls):
