@@ -76,9 +76,22 @@ def held_out_summary(run_dir: str | Path) -> dict:
             most_frequent_answer_share=round(100 * cm.sum(0).max() / max(cm.sum(), 1), 1),
             ECE={a: round(100 * s["ECE"], 1) for a, s in m["by_modality"].items()},
             best_epoch=m["best_epoch"], validation_UA_by_epoch=val,
-            largest_swing_from_epoch_5=round(float(np.abs(np.diff(val[4:])).max()), 1) if len(val) > 5 else None,
+            largest_swing_from_epoch_5=largest_swing(val),
+            largest_swing_by_corpus=largest_swing_by_corpus(m["history"]),
             temperature=(m.get("calibration") or {}).get("temperature"))
     return out
+
+
+def largest_swing(scores: list[float], after: int = 5) -> float | None:
+    """The largest move of a selection score from one epoch to the next, from epoch `after` on."""
+    tail = scores[after - 1:]
+    return round(float(np.abs(np.diff(tail)).max()), 1) if len(tail) > 1 else None
+
+
+def largest_swing_by_corpus(history: list[dict]) -> dict:
+    """largest_swing of each validation corpus's own UA (runs that recorded it per corpus)."""
+    corpora = history[0].get("val_UA_by_corpus", {}) if history else {}
+    return {c: largest_swing([100 * h["val_UA_by_corpus"][c] for h in history]) for c in corpora}
 
 
 def held_out_table(summary: dict, against: dict | None = None, against_name: str = "earlier") -> str:

@@ -201,10 +201,12 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
                                                    accelerator, cfg, bar, progress["step"], total)
         scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
         val = dict(scores["both"], UA=selection_score(scores, voiced, cfg.select_by))   # mixed corpora: each counts once
+        by_corpus = {c: m["UA"] for c, m in scores["both"]["corpora"].items()}
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
-                                        val_UA=val["UA"], val_WA=val["WA"], seconds=time.time() - start))
+                                        val_UA=val["UA"], val_WA=val["WA"], val_UA_by_corpus=by_corpus,
+                                        seconds=time.time() - start))
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
-        per_corpus = ", ".join(f"{c or 'all'} {100 * m['UA']:.1f}" for c, m in scores["both"]["corpora"].items())
+        per_corpus = ", ".join(f"{c or 'all'} {100 * ua:.1f}" for c, ua in by_corpus.items())
         log.info(f"fold {fold_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
                  f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f} ({per_corpus})")
         progress["epoch"] = epoch + 1

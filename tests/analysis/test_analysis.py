@@ -232,7 +232,7 @@ def fake_fold(folder: Path, fold: int, group: str, confusion: list, val_ua: list
     (folder / f"fold-{fold}" / "metrics.json").write_text(json.dumps(dict(
         fold=fold, test_group=group, n_test=int(cm.sum()), UA=float(np.mean(list(recall.values()))),
         WA=float(np.trace(cm) / cm.sum()), recall=recall, confusion_matrix=confusion, labels=list(recall),
-        by_modality={"both": {"ECE": 0.123}}, best_epoch=3, history=[{"val_UA": u / 100} for u in val_ua],
+        by_modality={"both": {"ECE": 0.123}}, best_epoch=3, history=[{"val_UA": u / 100, "val_UA_by_corpus": {"ravdess4": u / 100}} for u in val_ua],
         calibration={"temperature": 1.5})))
 
 
@@ -246,5 +246,6 @@ def test_held_out_report_names_the_answer_a_corpus_collapses_onto(tmp_path):
     record = json.loads((tmp_path / "docs" / "loco.json").read_text())["groups"]
     assert record["emovo"]["most_frequent_answer"] == "angry" and record["emovo"]["most_frequent_answer_share"] == 75.0
     assert record["emovo"]["largest_swing_from_epoch_5"] == 4.0 and record["emovo"]["ECE"] == {"both": 12.3}
+    assert record["emovo"]["largest_swing_by_corpus"] == {"ravdess4": 4.0}
     assert record["emodb"]["UA"] == 95.0
     assert "angry 75 %" in printed and "| 61.00 |" in printed and "75.50" in printed   # the earlier mean beside
