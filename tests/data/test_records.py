@@ -160,6 +160,15 @@ def test_validation_with_too_few_speakers_says_it_cannot_be_speaker_independent(
     assert val and set(train) | set(val) == set(range(8))
 
 
+def test_validation_holds_two_speakers_of_a_small_corpus_or_one_by_the_rule_before():
+    records = records_for(["a", "b", "c", "d", "e", "f"])   # six speakers: 15 % is one
+    n = len(records)
+    for min_speakers, held in ((2, 2), (1, 1)):
+        train, val = validation_split(records, list(range(n)), 0.15, seed=0, min_speakers=min_speakers)
+        assert len({records[i].speaker for i in val}) == held
+        assert {records[i].label for i in train} == {records[i].label for i in val} == {r.label for r in records}
+
+
 def mixture_records():
     """Corpus "big": 60 neutral, 20 happy, 10 angry, 10 sad. Corpus "small": 8 of each of the four."""
     records = []
