@@ -201,7 +201,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
                                                    accelerator, cfg, bar, progress["step"], total)
         scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
         val = dict(scores["both"], UA=selection_score(scores, voiced, cfg.select_by))   # mixed corpora: each counts once
-        by_corpus = {c: m["UA"] for c, m in scores["both"]["corpora"].items()}
+        by_corpus = {str(c): float(m["UA"]) for c, m in scores["both"]["corpora"].items()}   # plain types: state.pt loads weights_only
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], val_UA_by_corpus=by_corpus,
                                         seconds=time.time() - start))
