@@ -20,10 +20,9 @@ from accelerate import Accelerator
 
 from .checkpoint import load_model
 from .config import CheckpointError
-from .data.records import validation_split
 from .training.config import TrainConfig
 from .training.loop import calibrate_on_validation, frozen_caches
-from .training.protocols import load_records, make_folds
+from .training.protocols import load_records, make_folds, validation_of
 from .training.run_files import TrainingError
 
 
@@ -40,7 +39,7 @@ def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
     folds = make_folds(cfg, records)
     _, train_idx, _, val_idx = folds[saved["fold"]]
     if val_idx is None:   # leave-one-group-out draws them in the fold, as here
-        _, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.validation_seed, cfg.val_min_speakers)
+        _, val_idx = validation_of(records, train_idx, cfg)
     model = load_model(checkpoint, "cpu")
     result = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
     model.config.save(checkpoint / "config.json")

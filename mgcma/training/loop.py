@@ -26,12 +26,12 @@ from ..checkpoint import atomic_write, load_model, load_tokenizer, save_model
 from ..config import preset
 from ..data.augment import AugmentConfig, Augmenter
 from ..data.batching import BucketSampler, Collator, CorpusMixture, UtteranceDataset
-from ..data.records import training_share, validation_split
+from ..data.records import training_share
 from ..data.text_augment import TextAugmenter
 from .partial_finetuning import frozen_stamp, split_supported
 from ..model import MGCMA
 from .config import TrainConfig
-from .protocols import load_records, make_folds, parse_weights, select_folds
+from .protocols import load_records, make_folds, parse_weights, select_folds, validation_of
 from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
 from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score,
                     speech_cache)
@@ -168,7 +168,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         return json.loads(metrics_path.read_text())
     fold_dir.mkdir(parents=True, exist_ok=True)
     if val_idx is None:
-        train_idx, val_idx = validation_split(records, train_idx, cfg.val_fraction, cfg.validation_seed, cfg.val_min_speakers)
+        train_idx, val_idx = validation_of(records, train_idx, cfg)
     train_idx = training_share(records, train_idx, cfg.train_fraction, cfg.seed + fold_id)
     torch.manual_seed(cfg.seed + fold_id)
     random.seed(cfg.seed + fold_id)

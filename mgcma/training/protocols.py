@@ -95,9 +95,14 @@ def train_and_validation(records, indices, cfg: TrainConfig) -> tuple[list[int],
             train += [i for i in rows if records[i].split != "validation"]
             val += given
         else:
-            t, v = validation_split(records, rows, cfg.val_fraction, cfg.validation_seed, cfg.val_min_speakers)
+            t, v = validation_of(records, rows, cfg)
             train, val = train + t, val + v
     return sorted(train), sorted(val)
+
+
+def validation_of(records, train_idx: list[int], cfg: TrainConfig) -> tuple[list[int], list[int]]:
+    """The run's validation speakers drawn from a training side, as its config says (fraction, seed, minimum)."""
+    return validation_split(records, train_idx, cfg.val_fraction, cfg.validation_seed, cfg.val_min_speakers)
 
 
 def select_folds(spec: str, n: int) -> list[int]:
