@@ -176,11 +176,12 @@ def cmd_ablation(args):
 
 
 def cmd_held_out(args):
-    summary = held_out_summary(args.run)
+    summary = held_out_summary(args.run, args.class_balanced)
     against = json.loads(Path(args.against).read_text())["groups"] if args.against else None
     table = held_out_table(summary, against, args.against_name)
     args.out.mkdir(parents=True, exist_ok=True)
-    record = dict(run=str(args.run), date=time.strftime("%Y-%m-%d"), groups=summary)
+    record = dict(run=[str(r) for r in args.run], class_balanced=args.class_balanced, date=time.strftime("%Y-%m-%d"),
+                  command=args.command_line, groups=summary)
     (args.out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     (args.out / f"{args.name}.md").write_text(table)
     print(table)
@@ -248,7 +249,10 @@ def main(argv=None) -> int:
     p.add_argument("--answer", default="both", choices=["both", "speech", "text"],
                    help="score the models' answer from both modalities, or from one with the other hidden")
     p = add("held-out", "per held-out group of a run: UA, recall, the most frequent answer's share, ECE, the selection's swing")
-    p.add_argument("--run", required=True, type=Path, help="a run folder holding fold-*/metrics.json (e.g. runs/loco4/full/seed-0)")
+    p.add_argument("--run", required=True, type=Path, nargs="+",
+                   help="a run folder holding fold-*/metrics.json (e.g. runs/loco4/full/seed-0); several: their answers averaged")
+    p.add_argument("--class-balanced", action="store_true",
+                   help="each run's answers moved by a class bias fitted on its validation answers (every class of every corpus weighing the same)")
     p.add_argument("--name", default="held-out", help="file name of the record (.json) and table (.md)")
     p.add_argument("--against", default=None, help="another run's record (.json): its UA beside each group")
     p.add_argument("--against-name", default="earlier", help="what to call it in the table")
@@ -259,6 +263,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.set_defaults(out=None)
     args = parser.parse_args(argv)
+    args.command_line = " ".join(["python -m mgcma.analysis", *map(str, sys.argv[1:] if argv is None else argv)])
     try:
         {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
          "word-attention": cmd_word_attention,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mgcma.calibration import expected_calibration_error, fit_class_bias, log_softmax
+from mgcma.metrics import classification_metrics
 from mgcma.training.ablation import DESCRIPTIONS, ablation_summary, ablation_table, versus_table
 
 __all__ = ["ablation_figure", "ablation_summary", "ablation_table", "confusion_figure", "held_out_summary",
@@ -56,30 +58,62 @@ def confusion_figure(run_dir: str | Path):
     return fig
 
 
-def held_out_summary(run_dir: str | Path) -> dict:
+def held_out_summary(run_dirs, class_balanced: bool = False) -> dict:
     """Per held-out group of a run (leave one corpus out, say): UA, WA, recall, the share of its most
     frequent answer (collapse onto one class shows there), ECE, and the selection's epoch-to-epoch
-    swing, from each fold-*/metrics.json. Percentages, rounded as reported."""
-    folds = sorted(Path(run_dir).glob("fold-*/metrics.json"))
+    swing, from each fold-*/metrics.json. Percentages, rounded as reported. Several runs (seeds):
+    their calibrated answers averaged per clip, from each fold's answers.npz; `class_balanced`:
+    each run's answers first moved by a class bias fitted on its own validation answers
+    (mgcma.calibration.fit_class_bias). The selection's figures are the first run's."""
+    runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
+    folds = sorted(runs[0].glob("fold-*/metrics.json"))
     if not folds:
-        raise FileNotFoundError(f"no fold-*/metrics.json under {run_dir}: run python -m mgcma.ablate or mgcma.train first")
+        raise FileNotFoundError(f"no fold-*/metrics.json under {runs[0]}: run python -m mgcma.ablate or mgcma.train first")
     out = {}
     for path in folds:
         m = json.loads(path.read_text())
-        cm = np.array(m["confusion_matrix"])
+        if len(runs) == 1 and not class_balanced:
+            scores = dict(m, ECE={a: s["ECE"] for a, s in m["by_modality"].items()})
+        else:
+            scores = answered_scores([run / path.parent.name for run in runs], m["labels"], class_balanced)
         val = [round(100 * h["val_UA"], 1) for h in m["history"]]
         out[m["test_group"]] = dict(
-            fold=m["fold"], n=m["n_test"], UA=round(100 * m["UA"], 2), WA=round(100 * m["WA"], 2),
-            recall={k: None if v is None else round(100 * v, 1) for k, v in m["recall"].items()},
-            confusion_matrix=m["confusion_matrix"], labels=m["labels"],
-            most_frequent_answer=m["labels"][int(cm.sum(0).argmax())],
-            most_frequent_answer_share=round(100 * cm.sum(0).max() / max(cm.sum(), 1), 1),
-            ECE={a: round(100 * s["ECE"], 1) for a, s in m["by_modality"].items()},
+            fold=m["fold"], n=int(np.sum(scores["confusion_matrix"])), **in_percent(scores),
             best_epoch=m["best_epoch"], validation_UA_by_epoch=val,
             largest_swing_from_epoch_5=largest_swing(val),
             largest_swing_by_corpus=largest_swing_by_corpus(m["history"]),
             temperature=(m.get("calibration") or {}).get("temperature"))
     return out
+
+
+def in_percent(scores: dict) -> dict:
+    cm = np.array(scores["confusion_matrix"])
+    return dict(UA=round(100 * scores["UA"], 2), WA=round(100 * scores["WA"], 2),
+                recall={k: None if v is None else round(100 * v, 1) for k, v in scores["recall"].items()},
+                confusion_matrix=scores["confusion_matrix"], labels=scores["labels"],
+                most_frequent_answer=scores["labels"][int(cm.sum(0).argmax())],
+                most_frequent_answer_share=round(100 * cm.sum(0).max() / max(cm.sum(), 1), 1),
+                ECE={a: round(100 * e, 1) for a, e in scores["ECE"].items()})
+
+
+def answered_scores(fold_dirs: list[Path], labels: list[str], class_balanced: bool) -> dict:
+    """One fold of several runs answering together: the mean of their calibrated probabilities per clip."""
+    probs, targets = [], None
+    for fold in fold_dirs:
+        if not (fold / "answers.npz").is_file():
+            raise FileNotFoundError(f"{fold}/answers.npz is missing: runs trained before 2026-12-07 did not keep "
+                                    "their answers; give one such run alone, without --class-balanced")
+        temperature = (json.loads((fold / "metrics.json").read_text()).get("calibration") or {}).get("temperature", 1.0)
+        with np.load(fold / "answers.npz") as a:
+            order = np.argsort(a["test/id"], kind="stable")   # the same clip in the same row for every run
+            logits, targets = a["test/logits"][order] / temperature, a["test/targets"][order]
+            if class_balanced:
+                logits = logits + fit_class_bias(a["validation/logits"], a["validation/targets"],
+                                                 a["validation/corpus"], temperature)
+        probs.append(np.exp(log_softmax(logits)))
+    mean = np.mean(probs, axis=0)
+    return dict(classification_metrics(targets, mean.argmax(1), labels),
+                ECE={"both": expected_calibration_error(mean, targets)})
 
 
 def largest_swing(scores: list[float], after: int = 5) -> float | None:

@@ -41,7 +41,7 @@ def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
     if val_idx is None:   # leave-one-group-out draws them in the fold, as here
         _, val_idx = validation_of(records, train_idx, cfg)
     model = load_model(checkpoint, "cpu")
-    result = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
+    result, _ = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
     model.config.save(checkpoint / "config.json")
     return result
 

@@ -45,6 +45,22 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, groups=None) -> flo
     return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
 
 
+def fit_class_bias(logits: np.ndarray, targets: np.ndarray, groups=None, temperature: float = 1.0) -> np.ndarray:
+    """(C,) added to logits / T: minimises the cross-entropy with every class of every group weighing
+    the same, a prior correction towards answers that favour no class on the data it is fitted on."""
+    from scipy.optimize import minimize
+    scaled, targets = np.asarray(logits, dtype=np.float64) / temperature, np.asarray(targets)
+    groups = np.zeros(len(targets), dtype=int) if groups is None else np.asarray(groups)
+    cells = [(groups == g) & (targets == c) for g in np.unique(groups) for c in np.unique(targets)]
+    cells = [cell for cell in cells if cell.any()]
+
+    def loss(bias):
+        nll = -log_softmax(scaled + bias)[np.arange(len(targets)), targets]
+        return float(np.mean([nll[cell].mean() for cell in cells]))
+    bias = minimize(loss, np.zeros(scaled.shape[1]), method="L-BFGS-B").x
+    return bias - bias.mean()   # a shift of every class alike changes nothing
+
+
 def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature))
 

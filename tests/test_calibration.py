@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from mgcma.calibration import (accuracy_coverage, calibrate, calibrated, expected_calibration_error, fit_temperature,
-                               not_sure_threshold, reliability)
+from mgcma.calibration import (accuracy_coverage, calibrate, calibrated, expected_calibration_error, fit_class_bias,
+                               fit_temperature, not_sure_threshold, reliability)
 
 
 def sampled(n=4000, classes=4, seed=0):
@@ -37,6 +37,16 @@ def test_each_group_weighs_the_same_in_the_temperature():
     pooled = fit_temperature(logits, labels)
     by_group = fit_temperature(logits, labels, groups=[0] * 3600 + [1] * 400)
     assert pooled < by_group                                     # equal weight pulls towards the small group
+
+
+def test_the_class_bias_undoes_a_model_leaning_towards_one_class():
+    z, labels = sampled(seed=2)
+    leaning = z + np.array([2.0, 0.0, 0.0, 0.0])              # class 0 favoured by 2 nats
+    bias = fit_class_bias(leaning, labels)
+    np.testing.assert_allclose(bias - bias[1:].mean(), [-2.0, 0, 0, 0], atol=0.25)
+    assert abs(fit_class_bias(z, labels)).max() < 0.25       # a model that favours none is left alone
+    shares = np.bincount((leaning + bias).argmax(1), minlength=4) / len(z)
+    assert shares.max() < 0.3 < np.bincount(leaning.argmax(1), minlength=4)[0] / len(z)
 
 
 def test_ece_by_hand():

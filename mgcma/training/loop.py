@@ -32,7 +32,8 @@ from .partial_finetuning import frozen_stamp, split_supported
 from ..model import MGCMA
 from .config import TrainConfig
 from .protocols import load_records, make_folds, parse_weights, select_folds, validation_of
-from .run_files import TrainingError, load_state, plot_curves, save_state, summarise
+from .run_files import TrainingError, load_state, plot_curves, save_answers, save_state, summarise
+from .voice_offsets import measure_voices
 from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score,
                     speech_cache)
 
@@ -117,14 +118,18 @@ def warmup_cosine(optimizer, total_steps: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps):
+def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps,
+                voice_offsets=None):
     model.train()
     total, ce, count = 0.0, 0.0, 0
+    plain = accelerator.unwrap_model(model)
     for batch in loader:
         if max_steps is not None and step >= max_steps:
             break
-        inputs = model_inputs(accelerator.unwrap_model(model), batch, caches)
+        inputs = model_inputs(plain, batch, caches)
         drop_modalities(inputs, cfg.modality_dropout)
+        if voice_offsets is not None:
+            inputs["speech_shift"] = plain.mixed_shift(voice_offsets.layer_shifts(batch["record"], step))
         with accelerator.autocast():
             out = model(**inputs)
         if not torch.isfinite(out.loss):
@@ -177,6 +182,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     caches = frozen_caches(model, cfg, shared_caches)   # content-keyed: one cache serves training and validation
     train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, True, caches)
     val_loader = make_loader(records, val_idx, model, tokenizer, cfg, False, 0, caches=caches)
+    voice_offsets = measured_voices(cfg, model, records, train_idx, tokenizer, caches)
     steps_per_epoch = len(train_loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
@@ -198,7 +204,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         train_loader.set_epoch(epoch)  # accelerate's loader passes it on (and would reset our sampler's own)
         start = time.time()
         train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
-                                                   accelerator, cfg, bar, progress["step"], total)
+                                                   accelerator, cfg, bar, progress["step"], total, voice_offsets)
         scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
         val = dict(scores["both"], UA=selection_score(scores, voiced, cfg.select_by))   # mixed corpora: each counts once
         by_corpus = {str(c): float(m["UA"]) for c, m in scores["both"]["corpora"].items()}   # plain types: state.pt loads weights_only
@@ -220,6 +226,23 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches, val_idx)
 
 
+def measured_voices(cfg, model, records, train_idx, tokenizer, caches):
+    """Each training speaker's mean frame for --augment-voice-offset (mgcma/training/voice_offsets.py),
+    or None without it. The clean clips it encodes stay cached for training."""
+    if not cfg.augment_voice_offset:
+        return None
+    if "speech" not in caches:
+        raise TrainingError("--augment-voice-offset moves cached frames: it needs a frozen speech encoder and "
+                            "--cache-features (a preset such as whisper-base, or --freeze-encoders)")
+    voiced = [i for i in train_idx if records[i].has_audio]
+    loader = make_loader(records, voiced, model, tokenizer, cfg, False, 0, caches=caches)
+    try:
+        return measure_voices(model, loader, caches["speech"], [records[i] for i in train_idx],
+                              cfg.augment_voice_offset, cfg.seed)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+
+
 def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches=None,
                 val_idx=None) -> dict:
     """The selected model's confidence calibrated on validation (saved with it), then the one
@@ -227,9 +250,9 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
     (a two-modality model) from each alone. Frozen encoders run once per clip (cached as in validation)."""
     best = load_model(fold_dir / "best", accelerator.device)
     caches = frozen_caches(best, cfg, shared_caches)
-    calibration = None
+    calibration, answers = None, {}
     if val_idx:
-        calibration = calibrate_on_validation(cfg, best, records, val_idx, caches, accelerator)
+        calibration, answers["validation"] = calibrate_on_validation(cfg, best, records, val_idx, caches, accelerator)
         if accelerator.is_main_process:
             best.config.save(fold_dir / "best" / "config.json")
     test_loader = make_loader(records, test_idx, best, load_tokenizer(best.config, fold_dir / "best"), cfg, False, 0,
@@ -238,6 +261,7 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
     modalities = MODALITIES if best.config.modality == "both" else ("both",)
     scores = evaluate(best, test_loader, caches, accelerator, [records[i].corpus for i in test_idx], modalities)
     test = scores["both"]
+    answers["test"] = predict_loader(best, test_loader, caches, accelerator)[:3]   # the heads alone: encoders cached
     metrics = dict(fold=fold_id, test_group=name, WA=test["WA"], UA=test["UA"], recall=test["recall"],
                    confusion_matrix=test["confusion_matrix"], labels=test["labels"], n_test=test["n"],
                    by_modality={m: {k: v for k, v in sc.items() if k != "loss"} for m, sc in scores.items()},
@@ -247,6 +271,8 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
     if accelerator.is_main_process:
         atomic_write(fold_dir / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
         plot_curves(progress["history"], fold_dir / "curves.png", curves_title(fold_id, name, test))
+        indices = {"validation": val_idx, "test": test_idx}
+        save_answers(fold_dir / "answers.npz", records, {part: (indices[part], a) for part, a in answers.items()})
     log.info(f"fold {fold_id}: test UA {100 * test['UA']:.2f} %, WA {100 * test['WA']:.2f} % "
              f"(model of epoch {progress['best_epoch']})")
     return metrics
@@ -254,7 +280,8 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
 
 def calibrate_on_validation(cfg, model, records, val_idx, caches, accelerator):
     """Fit the temperature and the "not sure" threshold on the validation rows (each corpus
-    weighing the same) and set them in the model's config."""
+    weighing the same) and set them in the model's config. -> the fit, and the validation answers
+    (logits, targets, rows)."""
     loader = accelerator.prepare(make_loader(records, val_idx, model, load_tokenizer(model.config), cfg, False, 0,
                                              caches=caches))
     logits, targets, rows, _ = predict_loader(model, loader, caches, accelerator)
@@ -262,7 +289,7 @@ def calibrate_on_validation(cfg, model, records, val_idx, caches, accelerator):
     model.config.temperature, model.config.not_sure_below = result.temperature, result.not_sure_below
     log.info(f"calibrated on {result.n} validation utterances: temperature {result.temperature:.3f}, ECE "
              f"{100 * result.ece_before:.1f} -> {100 * result.ece_after:.1f} %, 'not sure' below {result.not_sure_below:.2f}")
-    return result
+    return result, (logits, targets, rows)
 
 
 def curves_title(fold_id, name, test: dict) -> str:

@@ -107,3 +107,21 @@ def by_modality_summary(fold_metrics: list[dict]) -> dict:
                               UA_mean=float(np.mean([x["UA"] for x in v])), UA_std=float(np.std([x["UA"] for x in v])))
                       for c, v in per_corpus.items()}
     return out
+
+
+def save_answers(path: Path, records, parts: dict) -> None:
+    """Each clip's logits (before the temperature), label, corpus and speaker, for the parts named
+    {"validation": (indices, (logits, targets, rows)), "test": ...}: what later analyses (seeds
+    together, a class prior) read without running the encoders again. rows index `indices`."""
+    arrays = {}
+    for part, (indices, (logits, targets, rows)) in parts.items():
+        chosen = [records[indices[r]] for r in rows]
+        arrays.update({f"{part}/logits": logits, f"{part}/targets": targets,
+                       f"{part}/corpus": np.array([r.corpus for r in chosen]),
+                       f"{part}/speaker": np.array([r.speaker for r in chosen]),
+                       f"{part}/id": np.array([r.id for r in chosen])})
+
+    def write(tmp):
+        with open(tmp, "wb") as f:   # a file object: np.savez would add ".npz" to the temporary name
+            np.savez(f, **arrays)
+    atomic_write(path, write)

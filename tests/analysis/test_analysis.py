@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mgcma.analysis.ablation import held_out_summary
 from mgcma.analysis.embed import Embeddings, embed_records
 from mgcma.analysis.figure3 import figure3, figure3_plotly
 from mgcma.analysis.gaussians import closeness_text, gaussian_figure, gaussian_plotly, top_dimensions, w2_pairs_figure
@@ -249,3 +250,32 @@ def test_held_out_report_names_the_answer_a_corpus_collapses_onto(tmp_path):
     assert record["emovo"]["largest_swing_by_corpus"] == {"ravdess4": 4.0}
     assert record["emodb"]["UA"] == 95.0
     assert "angry 75 %" in printed and "| 61.00 |" in printed and "75.50" in printed   # the earlier mean beside
+
+
+def fake_answers(fold_dir: Path, test_logits, test_targets, val_logits, val_targets) -> None:
+    np.savez(fold_dir / "answers.npz", **{
+        "test/logits": np.asarray(test_logits, dtype=float), "test/targets": np.asarray(test_targets),
+        "test/id": np.array([f"clip{k:03d}" for k in range(len(test_targets))]),
+        "validation/logits": np.asarray(val_logits, dtype=float), "validation/targets": np.asarray(val_targets),
+        "validation/corpus": np.array(["ravdess4"] * len(val_targets))})
+
+
+def test_held_out_report_averages_seeds_and_can_undo_a_lean_towards_one_class(tmp_path):
+    rng = np.random.default_rng(0)
+    targets = np.repeat(np.arange(4), 25)
+    lean = np.array([0.0, 0.0, 3.0, 0.0])                               # every answer pushed towards "angry"
+    runs = []
+    for seed in range(2):
+        run = tmp_path / f"seed-{seed}"
+        fake_fold(run, 0, "emovo", [[25, 0, 0, 0], [0, 25, 0, 0], [0, 0, 25, 0], [0, 0, 0, 25]], [50] * 6)
+        logits = lambda: 2.0 * np.eye(4)[targets] + rng.normal(0, 1, (100, 4)) + lean
+        fake_answers(run / "fold-0", logits(), targets, logits(), targets)
+        runs.append(run)
+    as_is = held_out_summary(runs)["emovo"]
+    balanced = held_out_summary(runs, class_balanced=True)["emovo"]
+    assert as_is["most_frequent_answer"] == "angry" and as_is["most_frequent_answer_share"] > 60
+    assert balanced["most_frequent_answer_share"] < 40 and balanced["UA"] > as_is["UA"] + 20
+    assert as_is["n"] == balanced["n"] == 100
+    fake_fold(tmp_path / "older", 0, "emovo", np.eye(4, dtype=int).tolist(), [50] * 6)   # a run that kept no answers
+    with pytest.raises(FileNotFoundError, match="answers.npz"):
+        held_out_summary([runs[0], tmp_path / "older"])

@@ -48,6 +48,11 @@ def test_two_fold_run_writes_every_file_and_honest_metrics(corpus, tmp_path):
         assert [metrics["recall"][name] for name in metrics["labels"]] == pytest.approx(list(recalls))
         assert len(metrics["history"]) == 2 and metrics["n_test"] == cm.sum() == 16
         load_model(fold / "best")
+        with np.load(fold / "answers.npz") as answers:   # each clip's answer, for analyses after the run
+            predicted, truth = answers["test/logits"].argmax(1), answers["test/targets"]
+            assert np.array_equal(np.bincount(4 * truth + predicted, minlength=16).reshape(4, 4), cm)
+            assert not set(answers["test/speaker"]) & set(answers["validation/speaker"])
+            assert len(answers["validation/id"]) == len(answers["validation/logits"]) > 0
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved["UA_mean"] == pytest.approx(summary["UA_mean"]) and len(saved["folds"]) == 2
     table = (tmp_path / "run" / "results.md").read_text()
@@ -232,11 +237,14 @@ runpy.run_module("mgcma.train", run_name="__main__", alter_sys=True)
 
 
 @pytest.mark.slow
-def test_kill_and_resume_gives_the_same_final_weights(corpus, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--freeze-encoders", "--augment-voice-offset", "0.5"]],
+                         ids=["plain", "voice-offsets"])
+def test_kill_and_resume_gives_the_same_final_weights(corpus, tmp_path, extra):
     """The trainer is killed after its second epoch's state is saved, whatever the machine's speed:
-    a launcher marks each save and holds the process there (no timing window)."""
+    a launcher marks each save and holds the process there (no timing window). Voice offsets are
+    drawn by step, and their means measured again on resuming."""
     args = ["--data", "manifest", "--data-path", str(corpus), "--preset", "test", "--folds", "0",
-            "--epochs", "4", "--batch-size", "8", "--num-workers", "0"]
+            "--epochs", "4", "--batch-size", "8", "--num-workers", "0", *extra]
     assert run_cli(args + ["--out", str(tmp_path / "straight")]).wait(timeout=300) == 0
     (tmp_path / "pausing.py").write_text(PAUSING_TRAINER)
     marker = tmp_path / "saves"
