@@ -34,8 +34,8 @@ from .config import TrainConfig
 from .protocols import load_records, make_folds, parse_weights, select_folds, validation_of
 from .run_files import TrainingError, load_state, plot_curves, save_answers, save_state, summarise
 from .voice_offsets import measure_voices
-from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, selection_score,
-                    speech_cache)
+from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_inputs, predict_loader, score_answers,
+                    selection_score, speech_cache)
 
 log = logging.getLogger("mgcma.train")
 
@@ -259,9 +259,10 @@ def finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accel
                               caches=caches)
     test_loader = accelerator.prepare(test_loader)
     modalities = MODALITIES if best.config.modality == "both" else ("both",)
-    scores = evaluate(best, test_loader, caches, accelerator, [records[i].corpus for i in test_idx], modalities)
+    test_answers = {m: predict_loader(best, test_loader, caches, accelerator, m) for m in modalities}
+    scores = score_answers(test_answers, test_loader.dataset.records, [records[i].corpus for i in test_idx], best.config)
     test = scores["both"]
-    answers["test"] = predict_loader(best, test_loader, caches, accelerator)[:3]   # the heads alone: encoders cached
+    answers["test"] = test_answers["both"][:3]
     metrics = dict(fold=fold_id, test_group=name, WA=test["WA"], UA=test["UA"], recall=test["recall"],
                    confusion_matrix=test["confusion_matrix"], labels=test["labels"], n_test=test["n"],
                    by_modality={m: {k: v for k, v in sc.items() if k != "loss"} for m, sc in scores.items()},

@@ -126,21 +126,25 @@ def predict_loader(model, loader, caches, accelerator, modality: str = "both"):
 
 
 def evaluate(model, loader, caches, accelerator, corpora: list[str], modalities=("both",)) -> dict:
-    """Scores over everything and per corpus, for each modality asked for. A modality is scored
-    only on records that have it (a text-only corpus has no "speech" score). Each score carries
+    """score_answers of the model's answers over a loader, for each modality asked for."""
+    answers = {m: predict_loader(model, loader, caches, accelerator, m) for m in modalities}
+    return score_answers(answers, loader.dataset.records, corpora, accelerator.unwrap_model(model).config)
+
+
+def score_answers(answers: dict, records, corpora: list[str], config) -> dict:
+    """{modality: predict_loader's answers} -> scores over everything and per corpus. A modality is
+    scored only on records that have it (a text-only corpus has no "speech" score). Each score carries
     its calibration with the model's temperature and "not sure" threshold (confidence_scores).
-    corpora: the corpus of each record of the loader's dataset."""
-    config = accelerator.unwrap_model(model).config
+    records, corpora: the loader's dataset records and the corpus of each."""
     result = {}
-    for modality in modalities:
-        logits, targets, records, loss = predict_loader(model, loader, caches, accelerator, modality)
-        has = np.array([modality_available(loader.dataset.records[r], modality) for r in records])
+    for modality, (logits, targets, rows, loss) in answers.items():
+        has = np.array([modality_available(records[r], modality) for r in rows])
         if not has.any():
             continue
-        names = np.array([corpora[r] for r in records])
-        def scored(rows):
-            return dict(classification_metrics(targets[rows], logits[rows].argmax(1), config.labels),
-                        **confidence_scores(logits[rows], targets[rows], config))
+        names = np.array([corpora[r] for r in rows])
+        def scored(chosen):
+            return dict(classification_metrics(targets[chosen], logits[chosen].argmax(1), config.labels),
+                        **confidence_scores(logits[chosen], targets[chosen], config))
         scores = scored(has)
         scores["loss"] = loss
         scores["corpora"] = {name: scored(has & (names == name)) for name in sorted(set(names[has]))}

@@ -33,6 +33,12 @@ def quick(corpus, out, **kw):
     return TrainConfig(**base)
 
 
+def without_time(history):
+    """A run's history without its timings, and without the corpus's name (the manifest's file name)."""
+    return [{k: list(v.values()) if k == "val_UA_by_corpus" else v for k, v in h.items() if k != "seconds"}
+            for h in history]
+
+
 @pytest.mark.slow
 def test_two_fold_run_writes_every_file_and_honest_metrics(corpus, tmp_path):
     summary = train(quick(corpus, tmp_path / "run", folds="0,1"))
@@ -71,9 +77,6 @@ def test_the_test_fold_never_influences_model_selection(corpus, tmp_path):
     train(quick(corpus, tmp_path / "a", folds="0", epochs=3))
     train(quick(scrambled, tmp_path / "b", folds="0", epochs=3))
     ma, mb = (json.loads((tmp_path / x / "fold-0" / "metrics.json").read_text()) for x in "ab")
-    def without_time(history):   # and without the corpus's name, the manifest's file name
-        return [{k: list(v.values()) if k == "val_UA_by_corpus" else v for k, v in h.items() if k != "seconds"}
-                for h in history]
     assert ma["best_epoch"] == mb["best_epoch"] and without_time(ma["history"]) == without_time(mb["history"])
     wa, wb = (load_file(tmp_path / x / "fold-0" / "best" / "model.safetensors") for x in "ab")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -107,9 +110,6 @@ def test_leave_one_corpus_out_never_trains_or_selects_on_the_held_out_corpus(cor
         summary = train(quick(paths, tmp_path / f"run-{name}", protocol="corpora", folds="0", epochs=2))
         assert [f["test_group"] for f in summary["folds"]] == ["one"]
         runs[name] = json.loads((tmp_path / f"run-{name}" / "fold-0" / "metrics.json").read_text())
-    def without_time(history):   # and without the corpus's name, the manifest's file name
-        return [{k: list(v.values()) if k == "val_UA_by_corpus" else v for k, v in h.items() if k != "seconds"}
-                for h in history]
     assert without_time(runs["plain"]["history"]) == without_time(runs["scrambled"]["history"])
     wa, wb = (load_file(tmp_path / f"run-{x}" / "fold-0" / "best" / "model.safetensors") for x in ("plain", "scrambled"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
