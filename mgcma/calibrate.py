@@ -11,8 +11,6 @@ DIR/config.json and prints the validation ECE before and after.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -20,26 +18,15 @@ from accelerate import Accelerator
 
 from .checkpoint import load_model
 from .config import CheckpointError
-from .training.config import TrainConfig
 from .training.loop import calibrate_on_validation, frozen_caches
-from .training.protocols import load_records, make_folds, validation_of
+from .training.protocols import run_validation
 from .training.run_files import TrainingError
 
 
 def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
-    metrics = checkpoint / "metrics.json"
-    if not metrics.is_file():
-        raise TrainingError(f"{metrics} is missing: calibration needs the run's training configuration")
-    saved = json.loads(metrics.read_text())
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in saved["config"].items() if k in known})
-    if data_path:
-        cfg = dataclasses.replace(cfg, data_path=data_path)
-    records, _ = load_records(cfg)
-    folds = make_folds(cfg, records)
-    _, train_idx, _, val_idx = folds[saved["fold"]]
-    if val_idx is None:   # leave-one-group-out draws them in the fold, as here
-        _, val_idx = validation_of(records, train_idx, cfg)
+    if not (checkpoint / "metrics.json").is_file():
+        raise TrainingError(f"{checkpoint / 'metrics.json'} is missing: calibration needs the run's training configuration")
+    cfg, records, val_idx = run_validation(checkpoint, data_path)
     model = load_model(checkpoint, "cpu")
     result, _ = calibrate_on_validation(cfg, model, records, val_idx, frozen_caches(model, cfg, None), Accelerator(cpu=True))
     model.config.save(checkpoint / "config.json")

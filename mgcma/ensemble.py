@@ -1,12 +1,17 @@
 """Pack heads that answer together into one checkpoint (an ensemble: mgcma/infer/ensemble.py).
 
-  python -m mgcma.ensemble --members RUN_A/fold-0/best RUN_B/fold-0/best ... --out DIR
+  python -m mgcma.ensemble --members RUN_A/fold-0/best RUN_B/fold-0/best ... --out DIR [--calibrate]
 
 The first member's checkpoint is copied whole (every tool that reads one model still can: the
 attention and Gaussian views are that head's), the others go to DIR/members/, and ensemble.json
-names them. Its "not sure" threshold is the mean of the heads' own, each fitted on its own
-validation speakers (each seed draws its own unless trained with one `--val-seed`, so no speakers
-may be left that none of them trained on). A statistics head (python -m mgcma.stats_head) may join.
+names them. A statistics head (python -m mgcma.stats_head) may join.
+
+The mean of calibrated heads is not itself calibrated (it is less sure than it is right). With
+--calibrate, the answer together gets a temperature and a "not sure" threshold of its own, fitted
+on the validation speakers the heads were selected on: that needs heads trained with one
+`--val-seed` (so that none of them trained on those speakers) and a statistics head written with
+`--hold-out-validation-of` one of them. Without it: temperature 1, and the mean of the heads' own
+thresholds.
 """
 from __future__ import annotations
 
@@ -14,25 +19,92 @@ import argparse
 import sys
 from pathlib import Path
 
-from .infer.members import pack, read_threshold, split_members
+import numpy as np
+from tqdm import tqdm
+
+from .calibration import Calibration, calibrate
+from .infer.members import pack, read_together, split_members, write_together
+from .infer.recognizer import EmotionRecognizer, InputError
+from .infer.scoring import predict_one
+from .infer.stats_head import StatsHead
+from .training.protocols import run_validation
+from .training.run_files import TrainingError
+
+TEXT_ROWS_PER_CORPUS = 500   # words alone: a corpus weighs the same in the fit whatever its size
+
+
+def shared_validation(models: list[Path], voices: list[Path], data_path: str | None):
+    """-> (records, validation rows) the heads share, checked to be speakers no member trained on."""
+    _, records, val_idx = run_validation(models[0], data_path)
+    first = {(records[i].corpus, records[i].id) for i in val_idx}
+    for m in models[1:]:
+        _, theirs, their_idx = run_validation(m, data_path)
+        if {(theirs[i].corpus, theirs[i].id) for i in their_idx} != first:
+            raise ValueError(f"{m} was selected on other validation rows than {models[0]}: to calibrate the answer "
+                             "together, train every head with one --val-seed")
+    spoken = {f"{records[i].corpus}:{records[i].speaker}" for i in val_idx if records[i].has_audio}
+    for v in voices:
+        trained_on = spoken - set(StatsHead.load(v).config.held_out)
+        if trained_on:
+            raise ValueError(f"the statistics head {v} trained on validation speakers {', '.join(sorted(trained_on))}: "
+                             f"write it with --hold-out-validation-of {models[0]}")
+    return records, val_idx
+
+
+def calibration_rows(records, val_idx: list[int], seed: int = 0) -> list:
+    """Every spoken validation row; of a corpus of words alone, TEXT_ROWS_PER_CORPUS drawn by `seed`."""
+    rows = [records[i] for i in val_idx]
+    spoken = [r for r in rows if r.has_audio]
+    rng = np.random.default_rng(seed)
+    for corpus in sorted({r.corpus for r in rows if not r.has_audio}):
+        words = [r for r in rows if r.corpus == corpus and not r.has_audio]
+        spoken += [words[k] for k in sorted(rng.permutation(len(words))[:TEXT_ROWS_PER_CORPUS])]
+    return spoken
+
+
+def calibrate_together(out: Path, members: list[Path], data_path: str | None = None) -> Calibration:
+    """Fit the packed ensemble's temperature and threshold on its heads' shared validation rows
+    (each corpus weighing the same), through the recogniser's own path."""
+    models, voices = split_members(members)
+    records, val_idx = shared_validation(models, voices, data_path)
+    recognizer = EmotionRecognizer(out, asr="none", device="cpu")
+    labels, logits, targets, groups = recognizer.config.labels, [], [], []
+    for r in tqdm(calibration_rows(records, val_idx), desc="calibrating the answer together", unit="row", file=sys.stderr):
+        if r.label in labels:
+            logits.append(predict_one(recognizer, r.path, r.text, "both" if r.has_audio else "text")[1])
+            targets.append(labels.index(r.label))
+            groups.append(r.corpus)
+    result = calibrate(np.array(logits), np.array(targets), np.array(groups))
+    write_together(out, result.temperature, result.not_sure_below, dict(
+        run=str(models[0]), rows={g: groups.count(g) for g in sorted(set(groups))},
+        ece_before=round(result.ece_before, 4), ece_after=round(result.ece_after, 4)))
+    return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mgcma.ensemble", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--members", nargs="+", required=True, help="checkpoint directories of one recipe's seeds; a statistics head (python -m mgcma.stats_head) may join them")
     parser.add_argument("--out", required=True, help="the ensemble checkpoint directory to write")
+    parser.add_argument("--calibrate", action="store_true", help="fit the answer together's temperature and 'not sure' "
+                        "threshold on the validation speakers its heads share (heads trained with one --val-seed)")
+    parser.add_argument("--data-path", default=None, help="the heads' training manifests, comma-separated, where they have moved")
     args = parser.parse_args(argv)
     if len(args.members) < 2:
         print("error: an ensemble needs two members or more", file=sys.stderr)
         return 1
+    members, out = [Path(m) for m in args.members], Path(args.out)
     try:
-        out = pack([Path(m) for m in args.members], Path(args.out))
-    except (ValueError, OSError) as e:   # CheckpointError is a ValueError
+        pack(members, out)
+        result = calibrate_together(out, members, args.data_path) if args.calibrate else None
+    except (ValueError, OSError, TrainingError, InputError) as e:   # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
-    models, voices = split_members([Path(m) for m in args.members])
+    models, voices = split_members(members)
+    temperature, not_sure_below = read_together(out)
     print(f"wrote {out}: {len(models)} heads{f' and {len(voices)} statistics head' if voices else ''}, "
-          f"'not sure' below {read_threshold(out):.3f}")
+          f"temperature {temperature:.3f}, 'not sure' below {not_sure_below:.3f}")
+    if result is not None:
+        print(f"calibrated on {result.n} validation rows: ECE {100 * result.ece_before:.1f} % -> {100 * result.ece_after:.1f} %")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,15 @@ from .config import CheckpointError
 from .data.augment import AugmentConfig
 from .data.records import ManifestError, read_manifest
 from .encoders.build import n_hidden_states
+from .training.protocols import run_validation
+from .training.run_files import TrainingError
 from .training.stats_head import TrainingSet, candidate_layers, corpus_statistics, train_stats_head
+
+
+def validation_speakers(run: str) -> set[str]:
+    """"corpus:speaker" of every spoken validation row of a trained fold."""
+    _, records, val_idx = run_validation(Path(run))
+    return {f"{records[i].corpus}:{records[i].speaker}" for i in val_idx if records[i].has_audio}
 
 
 def main(argv=None) -> int:
@@ -44,6 +53,9 @@ def main(argv=None) -> int:
     parser.add_argument("--augment-codec", type=float, default=0.0, help="share of augmented views MP3-compressed (16-64 kbit/s)")
     parser.add_argument("--layers", default=None, help="candidate hidden states, e.g. 1-5 (default: all)")
     parser.add_argument("--cache", default=None, help="keep each manifest's clip statistics in this folder, and reuse them")
+    parser.add_argument("--hold-out-validation-of", default=None, metavar="RUN",
+                        help="a trained fold (its folder or best/): its validation speakers never train here, so that "
+                             "an ensemble with this head can be calibrated on them (python -m mgcma.ensemble --calibrate)")
     args = parser.parse_args(argv)
     manifests = args.manifest.split(",")
     try:
@@ -51,11 +63,12 @@ def main(argv=None) -> int:
         if model.config.speech_layers != "weighted":
             raise CheckpointError(f"{args.checkpoint} reads one speech layer; a statistics head needs every hidden state")
         layers = candidate_layers(args.layers, n_hidden_states(model.speech_encoder))
-        corpora = [[r for r in read_manifest(m) if r.has_audio and r.split != "test" and r.label in model.config.labels]
-                   for m in manifests]
+        held_out = validation_speakers(args.hold_out_validation_of) if args.hold_out_validation_of else set()
+        corpora = [[r for r in read_manifest(m) if r.has_audio and r.split != "test" and r.label in model.config.labels
+                    and f"{r.corpus}:{r.speaker}" not in held_out] for m in manifests]
         if not all(corpora):
             raise ManifestError(f"{manifests[[bool(c) for c in corpora].index(False)]}: no clip with a label the model knows")
-    except (CheckpointError, ManifestError, OSError, ValueError) as e:
+    except (CheckpointError, ManifestError, TrainingError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     augment = None
@@ -74,6 +87,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     head.config.trained_on = [f"{m}: {len(c)} clips" for c, m in zip(corpora, manifests)]
+    head.config.held_out = sorted(held_out)
     head.save(args.out)
     c = head.config
     print(f"wrote {args.out}: layer {c.layer}, C {c.C}, temperature {c.temperature:.2f}, "

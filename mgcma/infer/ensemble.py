@@ -86,16 +86,15 @@ class StackedHeads:
         return [MGCMAOutput(**{k: v[i] for k, v in stacked.items()}, temperature=t) for i, t in enumerate(self.temperatures)]
 
 
-def together_config(heads: list[MGCMA], not_sure_below: float | None = None) -> ModelConfig:
-    """The first head's config, with the calibration of the answer together: temperature 1 (the
-    heads' probabilities are each calibrated already) and the "not sure" threshold given, or the
-    mean of the heads' own."""
+def together_config(heads: list[MGCMA], together: tuple[float, float] | None = None) -> ModelConfig:
+    """The first head's config, with the calibration of the answer together: `together`, the
+    (temperature, "not sure" threshold) fitted for it (members.read_together), or temperature 1 (the
+    heads' probabilities are each calibrated already) and the mean of the heads' own thresholds."""
     first = heads[0].config
     if len(heads) == 1:
         return first
-    if not_sure_below is None:
-        not_sure_below = mean_threshold([h.config for h in heads])
-    return dataclasses.replace(first, temperature=1.0, not_sure_below=float(not_sure_below))
+    temperature, not_sure_below = together or (1.0, mean_threshold([h.config for h in heads]))
+    return dataclasses.replace(first, temperature=float(temperature), not_sure_below=float(not_sure_below))
 
 
 def answer_together(outputs: list[MGCMAOutput]) -> MGCMAOutput:

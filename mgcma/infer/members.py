@@ -2,9 +2,10 @@
 
 An ensemble checkpoint is its first head's checkpoint, whole (so that every tool that reads one
 model still can), with the other heads in `members/<k>/` and `ensemble.json` naming them and
-giving the "not sure" threshold of their answer together: the mean of the heads' own, each
-fitted on its own validation speakers. A statistics head (mgcma/infer/stats_head.py) is a member
-of its own kind.
+giving the calibration of their answer together: a temperature and a "not sure" threshold fitted
+on validation speakers that none of its members trained on (`python -m mgcma.ensemble
+--calibrate`), or, where there are none, temperature 1 and the mean of the heads' own thresholds.
+A statistics head (mgcma/infer/stats_head.py) is a member of its own kind.
 """
 from __future__ import annotations
 
@@ -53,9 +54,21 @@ def mean_threshold(configs: list[ModelConfig]) -> float:
     return float(sum(c.not_sure_below for c in configs) / len(configs))
 
 
-def read_threshold(checkpoint: str | Path) -> float | None:
+def read_together(checkpoint: str | Path) -> tuple[float, float] | None:
+    """(temperature, "not sure" threshold) of an ensemble's answer together; None for a single model."""
     path = Path(checkpoint) / ENSEMBLE_FILE
-    return json.loads(path.read_text()).get("not_sure_below") if path.is_file() else None
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return float(saved.get("temperature", 1.0)), float(saved["not_sure_below"])
+
+
+def write_together(checkpoint: str | Path, temperature: float, not_sure_below: float, fitted_on: dict) -> None:
+    """Store the calibration fitted for the answer together, and what it was fitted on."""
+    path = Path(checkpoint) / ENSEMBLE_FILE
+    saved = json.loads(path.read_text())
+    saved.update(temperature=float(temperature), not_sure_below=float(not_sure_below), calibrated_on=fitted_on)
+    path.write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def pack(members: list[Path], out: Path) -> Path:

@@ -18,7 +18,7 @@ from ..audio import HOP_LENGTH as HOP, N_FFT, SAMPLE_RATE, AudioLimits, clean_sp
 from ..calibration import calibrated, top_two
 from ..config import ModelConfig
 from .asr import load_asr
-from .members import member_directories, read_threshold, split_members
+from .members import member_directories, read_together, split_members
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 
 MEL_FILTERS = "mel_filters.npy"
@@ -56,7 +56,8 @@ class OnnxRecognizer:
         self.heads = [(session(self.directory / "head.onnx"), self.config)] + [
             (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in others]
         self.stats_heads = load_stats_heads(voices, self.config)
-        self.not_sure_below = read_threshold(self.directory) if members else self.config.not_sure_below
+        # the calibration of the answer together (mgcma/infer/members.py); a single head's is its own
+        self.temperature, self.not_sure_below = read_together(self.directory) if members else (1.0, self.config.not_sure_below)
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
         self.tokenizer.enable_truncation(self.config.max_text_tokens)
@@ -100,6 +101,8 @@ class OnnxRecognizer:
         probs = np.mean(probs, axis=0)
         if voice is not None:   # mgcma/infer/stats_head.py
             probs = mix_into(probs[None], voice, self.stats_heads[0].config.weight)[0]
+        if self.temperature != 1.0:
+            probs = calibrated(np.log(np.maximum(probs, np.finfo(probs.dtype).tiny))[None], self.temperature)[0]
         return dict(probs=probs, w2=w2)
 
     def predict(self, audio, text: str | None = None) -> dict:

@@ -26,6 +26,7 @@ class StatsHeadConfig:
     weight: float = 0.5          # its share of every answer that hears the voice; the heads share the rest
     selection: list = field(default_factory=list)   # [layer, C, held-out UA] of every candidate tried
     trained_on: list = field(default_factory=list)
+    held_out: list = field(default_factory=list)    # "corpus:speaker" never trained on (an ensemble's validation speakers)
 
 
 @dataclass

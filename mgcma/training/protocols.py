@@ -3,6 +3,8 @@ its protocol (leave one group out, the manifests' fixed splits, or leave one cor
 fold checked to be speaker-independent."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -116,3 +118,23 @@ def select_folds(spec: str, n: int) -> list[int]:
     if bad:
         raise TrainingError(f"--folds {bad} out of range: this data has folds 0..{n - 1}")
     return chosen
+
+
+def run_validation(run: Path, data_path: str | None = None) -> tuple[TrainConfig, list, list[int]]:
+    """A trained fold's configuration, records and validation rows, from the metrics.json it wrote
+    (in `run`, or beside it: a fold's best/ checkpoint); the same corpora, protocol and seed give the
+    same validation speakers. `data_path`: the run's manifests, where they have moved."""
+    metrics = next((p / "metrics.json" for p in (Path(run), Path(run).parent) if (p / "metrics.json").is_file()), None)
+    if metrics is None:
+        raise TrainingError(f"{run} has no metrics.json (nor has its folder): its validation speakers are "
+                            "read from the run's training configuration")
+    saved = json.loads(metrics.read_text())
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved["config"].items() if k in known})
+    if data_path:
+        cfg = dataclasses.replace(cfg, data_path=data_path)
+    records, _ = load_records(cfg)
+    _, train_idx, _, val_idx = make_folds(cfg, records)[saved["fold"]]
+    if val_idx is None:   # leave-one-group-out draws them in the fold
+        _, val_idx = validation_of(records, train_idx, cfg)
+    return cfg, records, val_idx

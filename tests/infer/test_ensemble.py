@@ -10,7 +10,7 @@ from mgcma.checkpoint import save_model
 from mgcma.config import preset
 from mgcma.ensemble import main as pack
 from mgcma.infer.ensemble import StackedHeads
-from mgcma.infer.members import ENSEMBLE_FILE
+from mgcma.infer.members import ENSEMBLE_FILE, write_together
 from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, save_means
 from mgcma.model import MGCMA
@@ -161,3 +161,17 @@ def test_evaluate_scores_several_checkpoints_as_the_packed_ensemble(members, ens
     assert scored["listed"]["checkpoint"] == list(map(str, members))
     for m in scored.values():
         assert m["calibration"]["temperature"] == 1.0 and m["calibration"]["not_sure_below"] == pytest.approx(0.35)
+
+
+def test_a_temperature_fitted_for_the_answer_together_scales_it(members, ensemble, tmp_path):
+    """ensemble.json's temperature (python -m mgcma.ensemble --calibrate) applies to the heads' mean, as one answer."""
+    import shutil
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(ensemble, calibrated)
+    write_together(calibrated, 2.0, 0.3, dict(rows={"x": 1}))
+    plain = EmotionRecognizer(ensemble, asr="none", device="cpu").predict(CLIPS[0], "what a lovely day", use_asr=False)
+    got = EmotionRecognizer(calibrated, asr="none", device="cpu").predict(CLIPS[0], "what a lovely day", use_asr=False)
+    for modality, probs in plain.answers.items():
+        softer = np.sqrt(np.array(list(probs.values())))   # softmax(log p / 2)
+        assert list(got.answers[modality].values()) == pytest.approx(list(softer / softer.sum()), abs=1e-5)
+    assert got.label == plain.label and got.not_sure == (max(got.probabilities.values()) < 0.3)

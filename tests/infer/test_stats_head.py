@@ -174,3 +174,31 @@ def test_the_command_hears_the_microphone_and_codec_views_it_is_asked_for(model_
     plain, codec = (StatsHead.load(tmp_path / n) for n in ("plain", "codec"))
     assert not np.allclose(plain.mean, codec.mean)
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+@pytest.mark.slow
+def test_the_command_holds_out_a_runs_validation_speakers(model_and_stats, tiny_corpus, tmp_path):
+    """--hold-out-validation-of: scrambling the labels of a trained fold's validation speakers changes nothing."""
+    from mgcma.training.config import TrainConfig
+    from mgcma.training.loop import train
+    from mgcma.training.protocols import run_validation
+    root, _ = model_and_stats
+    train(TrainConfig(data="manifest", data_path=str(tiny_corpus), preset="test", epochs=1, batch_size=8,
+                      num_workers=0, folds="0", out=str(tmp_path / "run")))
+    _, records, val_idx = run_validation(tmp_path / "run" / "fold-0")
+    held = {records[i].speaker for i in val_idx}
+    rows = list(csv.DictReader(open(tiny_corpus)))
+    scrambled = tmp_path / "scrambled" / tiny_corpus.name   # the same corpus name: its speakers are the run's
+    scrambled.parent.mkdir()
+    with open(scrambled, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(dict(r, path=str(tiny_corpus.parent / r["path"]), label=LABELS[(LABELS.index(r["label"]) + 1) % 4]
+                              if r["speaker"] in held else r["label"]) for r in rows)
+    for name, manifest in (("clean", tiny_corpus), ("scrambled", scrambled)):
+        assert stats_head_cli(["--checkpoint", str(root / "model"), "--manifest", str(manifest), "--out", str(tmp_path / name),
+                               "--augment-views", "1", "--layers", "1", "--hold-out-validation-of",
+                               str(tmp_path / "run" / "fold-0" / "best")]) == 0
+    first, second = (StatsHead.load(tmp_path / n) for n in ("clean", "scrambled"))
+    np.testing.assert_allclose(first.coef, second.coef)
+    assert {h.split(":")[1] for h in first.config.held_out} == held and len(held) >= 2

@@ -1,0 +1,53 @@
+"""python -m mgcma.ensemble --calibrate: the answer together calibrated on validation speakers none of
+its heads trained on (its packing and answers: tests/infer/test_ensemble.py)."""
+import json
+
+import numpy as np
+import pytest
+
+from mgcma.ensemble import calibrate_together, main as ensemble, shared_validation
+from mgcma.infer.members import ENSEMBLE_FILE
+from mgcma.infer.recognizer import EmotionRecognizer
+from mgcma.infer.stats_head import StatsHead, StatsHeadConfig
+from mgcma.training.config import TrainConfig
+from mgcma.training.loop import train
+
+
+def heads(corpus, root, val_seed):
+    """Two tiny heads, seeds 0 and 1, selected on fold 0's training speakers (drawn by val_seed, or each by its seed)."""
+    for seed in (0, 1):
+        train(TrainConfig(data="manifest", data_path=str(corpus), preset="test", epochs=1, batch_size=8, num_workers=0,
+                          folds="0", freeze_encoders=True, seed=seed, val_seed=val_seed, out=str(root / f"seed{seed}")))
+    return [root / f"seed{seed}" / "fold-0" / "best" for seed in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return dict(shared=heads(tiny_corpus, root / "shared", val_seed=0), own=heads(tiny_corpus, root / "own", val_seed=None))
+
+
+@pytest.mark.slow
+def test_the_answer_together_is_calibrated_on_the_validation_speakers_its_heads_share(runs, tmp_path):
+    records, val_idx = shared_validation(runs["shared"], [], None)   # one --val-seed: the same rows for both
+    # the test's random encoders are drawn by each run's seed, so heads of two runs cannot share them: the
+    # packed ensemble is the first head twice, calibrated as any ensemble is
+    members, out = [runs["shared"][0]] * 2, tmp_path / "together"
+    assert ensemble(["--members", *map(str, members), "--out", str(out), "--calibrate"]) == 0
+    spec = json.loads((out / ENSEMBLE_FILE).read_text())
+    assert sum(spec["calibrated_on"]["rows"].values()) == len(val_idx)
+    fold_test = {r.speaker for r in records if r.group == "0"}
+    assert not fold_test & {records[i].speaker for i in val_idx}   # the fold's test speakers never calibrate it
+    recognizer = EmotionRecognizer(out, asr="none", device="cpu")
+    assert recognizer.config.temperature == pytest.approx(spec["temperature"]) and spec["temperature"] != 1.0
+    assert recognizer.config.not_sure_below == pytest.approx(spec["not_sure_below"])
+
+
+@pytest.mark.slow
+def test_heads_selected_on_other_speakers_or_a_statistics_head_that_heard_them_are_refused(runs, tmp_path):
+    with pytest.raises(ValueError, match="--val-seed"):   # each seed drew its own validation speakers
+        shared_validation(runs["own"], [], None)
+    voice = StatsHead(StatsHeadConfig(labels=["neutral", "happy", "angry", "sad"], speech_encoder=""),
+                      np.zeros(2), np.ones(2), np.zeros((4, 2)), np.zeros(4)).save(tmp_path / "voice")   # held_out: none
+    with pytest.raises(ValueError, match="--hold-out-validation-of"):
+        calibrate_together(tmp_path / "unused", [*runs["shared"], voice])
