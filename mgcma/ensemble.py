@@ -54,12 +54,12 @@ def shared_validation(models: list[Path], voices: list[Path], data_path: str | N
 def calibration_rows(records, val_idx: list[int], seed: int = 0) -> list:
     """Every spoken validation row; of a corpus of words alone, TEXT_ROWS_PER_CORPUS drawn by `seed`."""
     rows = [records[i] for i in val_idx]
-    spoken = [r for r in rows if r.has_audio]
+    chosen = [r for r in rows if r.has_audio]
     rng = np.random.default_rng(seed)
     for corpus in sorted({r.corpus for r in rows if not r.has_audio}):
         words = [r for r in rows if r.corpus == corpus and not r.has_audio]
-        spoken += [words[k] for k in sorted(rng.permutation(len(words))[:TEXT_ROWS_PER_CORPUS])]
-    return spoken
+        chosen += [words[k] for k in sorted(rng.permutation(len(words))[:TEXT_ROWS_PER_CORPUS])]
+    return chosen
 
 
 def calibrate_together(out: Path, members: list[Path], data_path: str | None = None) -> Calibration:
