@@ -86,12 +86,17 @@ class StackedHeads:
         return [MGCMAOutput(**{k: v[i] for k, v in stacked.items()}, temperature=t) for i, t in enumerate(self.temperatures)]
 
 
-def together_config(heads: list[MGCMA], together: tuple[float, float] | None = None) -> ModelConfig:
+def answers_together(heads: list[MGCMA], stats_heads: list) -> bool:
+    """Whether the answer is the members' mix (their calibrated probabilities) rather than one head's logits."""
+    return len(heads) > 1 or bool(stats_heads)
+
+
+def together_config(heads: list[MGCMA], stats_heads: list, together: tuple[float, float] | None = None) -> ModelConfig:
     """The first head's config, with the calibration of the answer together: `together`, the
     (temperature, "not sure" threshold) fitted for it (members.read_together), or temperature 1 (the
-    heads' probabilities are each calibrated already) and the mean of the heads' own thresholds."""
+    members' probabilities are each calibrated already) and the mean of the heads' own thresholds."""
     first = heads[0].config
-    if len(heads) == 1:
+    if not answers_together(heads, stats_heads):
         return first
     temperature, not_sure_below = together or (1.0, mean_threshold([h.config for h in heads]))
     return dataclasses.replace(first, temperature=float(temperature), not_sure_below=float(not_sure_below))

@@ -26,7 +26,7 @@ from ..encoders.build import n_hidden_states
 from ..encoders.precision import set_precision
 from ..model import MGCMAOutput
 from .asr import ASRError, load_asr
-from .ensemble import StackedHeads, answer_together, load_members, share_encoders, together_config
+from .ensemble import StackedHeads, answer_together, answers_together, load_members, share_encoders, together_config
 from .members import member_directories, read_together, split_members
 from .shared_asr import SharedWhisperASR, decoder_directory
 from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
@@ -97,7 +97,7 @@ class EmotionRecognizer:
             self.stacked = StackedHeads(self.heads) if StackedHeads.fits(self.heads) else None
         except ValueError as e:
             raise InputError(str(e)) from None
-        self.config = together_config(self.heads, read_together(checkpoint) if members is None else None)
+        self.config = together_config(self.heads, self.stats_heads, read_together(checkpoint) if members is None else None)
         self.tokenizer = load_tokenizer(self.config, checkpoint)
         self.asr = self.make_asr(asr) if self.config.uses_text else None
         self.limits = limits
@@ -298,7 +298,7 @@ class EmotionRecognizer:
             out = to_cpu(answer_together(outputs))
         if self.stats_heads and inputs["speech_mask"].any():
             out = self.with_voice_statistics(out, inputs["speech_features"], inputs["speech_mask"], modalities)
-        if len(self.heads) > 1 or self.stats_heads:   # the answer together is calibrated as one
+        if answers_together(self.heads, self.stats_heads):   # the answer together is calibrated as one
             out = dataclasses.replace(out, temperature=self.config.temperature)
         return {m: row_of(out, k) for k, m in enumerate(modalities)}, words, offsets
 

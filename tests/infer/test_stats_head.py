@@ -88,9 +88,10 @@ def random_stats_head(path, width: int, layer: int, weight: float, encoder: str)
 
 @pytest.fixture(scope="module")
 def model_and_stats(tmp_path_factory):
-    """A small random Whisper + BERT model, a statistics head beside it, and the two packed."""
+    """A small random Whisper + BERT model (calibrated: temperature 1.7), a statistics head beside it, and the two packed."""
     root = tmp_path_factory.mktemp("stats")
-    config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True)
+    config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True,
+                    temperature=1.7)
     torch.manual_seed(0)
     model = MGCMA(config).eval()
     save_model(model, root / "model", load_tokenizer(config))
