@@ -27,7 +27,7 @@ from .infer.members import pack, read_together, split_members, write_together
 from .infer.recognizer import EmotionRecognizer, InputError
 from .infer.scoring import predict_one
 from .infer.stats_head import StatsHead
-from .training.protocols import run_validation
+from .training.protocols import run_validation, spoken_voices
 from .training.run_files import TrainingError
 
 TEXT_ROWS_PER_CORPUS = 500   # words alone: a corpus weighs the same in the fit whatever its size
@@ -42,7 +42,7 @@ def shared_validation(models: list[Path], voices: list[Path], data_path: str | N
         if {(theirs[i].corpus, theirs[i].id) for i in their_idx} != first:
             raise ValueError(f"{m} was selected on other validation rows than {models[0]}: to calibrate the answer "
                              "together, train every head with one --val-seed")
-    spoken = {f"{records[i].corpus}:{records[i].speaker}" for i in val_idx if records[i].has_audio}
+    spoken = spoken_voices(records, val_idx)
     for v in voices:
         trained_on = spoken - set(StatsHead.load(v).config.held_out)
         if trained_on:

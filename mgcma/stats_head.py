@@ -29,15 +29,9 @@ from .config import CheckpointError
 from .data.augment import AugmentConfig
 from .data.records import ManifestError, read_manifest
 from .encoders.build import n_hidden_states
-from .training.protocols import run_validation
+from .training.protocols import run_validation, spoken_voices, voice_key
 from .training.run_files import TrainingError
 from .training.stats_head import TrainingSet, candidate_layers, corpus_statistics, train_stats_head
-
-
-def validation_speakers(run: str) -> set[str]:
-    """"corpus:speaker" of every spoken validation row of a trained fold."""
-    _, records, val_idx = run_validation(Path(run))
-    return {f"{records[i].corpus}:{records[i].speaker}" for i in val_idx if records[i].has_audio}
 
 
 def main(argv=None) -> int:
@@ -63,9 +57,12 @@ def main(argv=None) -> int:
         if model.config.speech_layers != "weighted":
             raise CheckpointError(f"{args.checkpoint} reads one speech layer; a statistics head needs every hidden state")
         layers = candidate_layers(args.layers, n_hidden_states(model.speech_encoder))
-        held_out = validation_speakers(args.hold_out_validation_of) if args.hold_out_validation_of else set()
+        held_out = set()
+        if args.hold_out_validation_of:   # the run's validation speakers, which its ensemble is calibrated on
+            _, run_records, val_idx = run_validation(Path(args.hold_out_validation_of))
+            held_out = spoken_voices(run_records, val_idx)
         corpora = [[r for r in read_manifest(m) if r.has_audio and r.split != "test" and r.label in model.config.labels
-                    and f"{r.corpus}:{r.speaker}" not in held_out] for m in manifests]
+                    and voice_key(r) not in held_out] for m in manifests]
         if not all(corpora):
             raise ManifestError(f"{manifests[[bool(c) for c in corpora].index(False)]}: no clip with a label the model knows")
     except (CheckpointError, ManifestError, TrainingError, OSError, ValueError) as e:

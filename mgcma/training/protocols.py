@@ -138,3 +138,13 @@ def run_validation(run: Path, data_path: str | None = None) -> tuple[TrainConfig
     if val_idx is None:   # leave-one-group-out draws them in the fold
         _, val_idx = validation_of(records, train_idx, cfg)
     return cfg, records, val_idx
+
+
+def voice_key(record) -> str:
+    """A speaker named with its corpus ("corpus:speaker"): two corpora may both have a speaker "01"."""
+    return f"{record.corpus}:{record.speaker}"
+
+
+def spoken_voices(records, rows: list[int]) -> set[str]:
+    """voice_key of every speaker with audio among `rows` (a statistics head's held-out speakers)."""
+    return {voice_key(records[i]) for i in rows if records[i].has_audio}
