@@ -22,7 +22,9 @@ class AugmentConfig:
     views: int = 4               # copies of each training clip: view 0 clean, the rest augmented
     p_noise: float = 0.6         # white noise (5-30 dB SNR) or babble
     babble_snr_db: tuple[float, float] = (5.0, 25.0)   # the babble's SNR range
-    p_speed_pitch: float = 0.3   # +-10 % speed or +-2 semitones
+    p_speed_pitch: float = 0.3   # speed (tempo_rates) or pitch (+-semitones), one of the two
+    tempo_rates: tuple[float, float] = (0.9, 1.1)   # the speed's range: 0.9 is 10 % slower
+    semitones: float = 2.0       # the pitch shift's range, up or down
     p_telephone: float = 0.2     # 300-3400 Hz through 8 kHz sampling
     p_reverb: float = 0.25       # a simulated room
     p_gain: float = 0.5          # +-12 dB
@@ -89,8 +91,8 @@ class Augmenter:
                                              noise_rms="relative", p=1.0))
         self.transform = Compose([
             Gain(min_gain_db=-12.0, max_gain_db=12.0, p=c.p_gain),
-            OneOf([TimeStretch(min_rate=0.9, max_rate=1.1, leave_length_unchanged=False, p=1.0),
-                   PitchShift(min_semitones=-2.0, max_semitones=2.0, p=1.0)], p=c.p_speed_pitch),
+            OneOf([TimeStretch(min_rate=c.tempo_rates[0], max_rate=c.tempo_rates[1], leave_length_unchanged=False, p=1.0),
+                   PitchShift(min_semitones=-c.semitones, max_semitones=c.semitones, p=1.0)], p=c.p_speed_pitch),
             room(c.p_reverb),
             OneOf(noises, p=c.p_noise),
             Lambda(transform=telephone, p=c.p_telephone),

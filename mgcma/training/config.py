@@ -34,6 +34,9 @@ class TrainConfig:
     augment_shift_ms: float = 0.0      # >0: augmented views also start 0..this many ms later (tried for steadier answers: docs/results.md)
     augment_colour: float = 0.0        # share of augmented views heard through another microphone's response (7 bands, +-6 dB)
     augment_codec: float = 0.0         # share of augmented views MP3-compressed at 16-64 kbit/s
+    augment_speed_pitch: float = 0.3   # share of augmented views sped up or slowed (--augment-tempo) or pitch-shifted (--augment-pitch)
+    augment_tempo: str = "0.9-1.1"     # "SLOW-FAST": the speed's range (0.9: a tenth slower)
+    augment_pitch: float = 2.0         # the pitch shift's range in semitones, up or down
     augment_voice_offset: float = 0.0  # share of training rows heard with their speaker's mean frame swapped for another training speaker's (frozen, cached speech encoder)
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)

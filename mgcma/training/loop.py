@@ -56,13 +56,19 @@ def model_config(cfg: TrainConfig, labels):
     return preset(cfg.preset, **overrides)
 
 
-def augment_config(cfg: TrainConfig) -> AugmentConfig:
-    low, _, high = cfg.babble_snr.partition("-")
+def option_range(text: str, option: str, example: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
     try:
-        snr = (float(low), float(high))
+        return float(low), float(high)
     except ValueError:
-        raise ValueError(f"--babble-snr {cfg.babble_snr!r}: give a range in dB, LOW-HIGH (e.g. 5-25)") from None
+        raise ValueError(f"{option} {text!r}: give a range, LOW-HIGH (e.g. {example})") from None
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    snr = option_range(cfg.babble_snr, "--babble-snr", "5-25 dB")
+    tempo = option_range(cfg.augment_tempo, "--augment-tempo", "0.9-1.1")
     return AugmentConfig(views=cfg.augment_views, p_noise=cfg.augment_noise, babble_snr_db=snr,
+                         p_speed_pitch=cfg.augment_speed_pitch, tempo_rates=tempo, semitones=cfg.augment_pitch,
                          max_shift_ms=cfg.augment_shift_ms, p_colour=cfg.augment_colour, p_codec=cfg.augment_codec)
 
 
@@ -316,6 +322,7 @@ def train(cfg: TrainConfig, shared_caches: dict | None = None) -> dict:
     out = Path(cfg.out)
     if not 0.0 < cfg.train_fraction <= 1.0:
         raise TrainingError(f"--train-fraction must be in (0, 1]; got {cfg.train_fraction}")
+    augment_config(cfg)   # a malformed range is refused before any clip is heard
     # cpu=True without CUDA: under `accelerate launch --multi_gpu --num_processes N` (torchrun)
     # that makes accelerate form a gloo process group on the CPU instead of N lone processes
     # wav2vec2's masked_spec_embed is used only in steps where time masking fires

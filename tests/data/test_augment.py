@@ -129,3 +129,19 @@ def test_shifted_views_start_later_by_at_most_the_named_time():
         delays.append(delay)
     assert len(set(delays)) > 4                               # drawn afresh for each view
     np.testing.assert_array_equal(Augmenter(AugmentConfig(**quiet))(wave, seed=0), wave)   # off by default
+
+
+def dominant_hz(wave):
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return np.fft.rfftfreq(len(wave), 1 / SR)[np.argmax(spectrum)]
+
+
+def test_wider_speed_and_pitch_ranges_reach_beyond_the_default_ones():
+    tone = (0.1 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR)).astype(np.float32)
+    still = dict(QUIET, p_speed_pitch=1.0)
+    slower = Augmenter(AugmentConfig(tempo_rates=(0.75, 0.8), semitones=0.0, **still))
+    lengths = {len(slower(tone, seed)) for seed in range(8)}
+    assert lengths - {len(tone)} and all(1.2 <= n / len(tone) <= 1.4 for n in lengths - {len(tone)})   # 20-25 % slower
+    wide = Augmenter(AugmentConfig(tempo_rates=(1.0, 1.0), semitones=4.0, **still))
+    semitones = [12 * np.log2(dominant_hz(wide(tone, seed)) / 200) for seed in range(16)]
+    assert max(np.abs(semitones)) <= 4.2 and max(np.abs(semitones)) > 2.5   # beyond the default +-2

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from mgcma.checkpoint import load_model
 from mgcma.data.records import read_manifest, write_manifest
 from mgcma.training.run_files import TrainingError
-from mgcma.training.loop import train
+from mgcma.training.loop import augment_config, train
 from mgcma.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -377,3 +377,11 @@ def test_leave_one_corpus_out_selects_on_two_or_more_speakers_of_every_training_
             mine = [records[i] for i in val_idx if records[i].corpus == corpus]
             assert len({r.speaker for r in mine}) >= 2 and {r.label for r in mine} == set(labels)
         assert all(records[i].split != "test" for i in train_idx + val_idx)
+
+
+def test_the_speed_and_pitch_options_reach_the_augmented_views_and_a_malformed_range_is_refused(corpus, tmp_path):
+    wide = augment_config(quick(corpus, tmp_path, augment_speed_pitch=0.6, augment_tempo="0.75-1.25", augment_pitch=4))
+    assert (wide.p_speed_pitch, wide.tempo_rates, wide.semitones) == (0.6, (0.75, 1.25), 4.0)
+    with pytest.raises(ValueError, match="--augment-tempo"):
+        train(quick(corpus, tmp_path / "run", augment_tempo="slow"))
+    assert not (tmp_path / "run").exists()
