@@ -62,21 +62,19 @@ def calibration_rows(records, val_idx: list[int], seed: int = 0) -> list:
     return chosen
 
 
-def calibrate_together(out: Path, members: list[Path], data_path: str | None = None) -> Calibration:
-    """Fit the packed ensemble's temperature and threshold on its heads' shared validation rows
-    (each corpus weighing the same), through the recogniser's own path."""
-    models, voices = split_members(members)
-    records, val_idx = shared_validation(models, voices, data_path)
+def calibrate_together(out: Path, run: Path, rows: list) -> Calibration:
+    """Fit the packed ensemble's temperature and threshold on `rows` (calibration_rows of the validation
+    its heads share; each corpus weighing the same), through the recogniser's own path."""
     recognizer = EmotionRecognizer(out, asr="none", device="cpu")
     labels, logits, targets, groups = recognizer.config.labels, [], [], []
-    for r in tqdm(calibration_rows(records, val_idx), desc="calibrating the answer together", unit="row", file=sys.stderr):
+    for r in tqdm(rows, desc="calibrating the answer together", unit="row", file=sys.stderr):
         if r.label in labels:
             logits.append(predict_one(recognizer, r.path, r.text, "both" if r.has_audio else "text")[1])
             targets.append(labels.index(r.label))
             groups.append(r.corpus)
     result = calibrate(np.array(logits), np.array(targets), np.array(groups))
     write_together(out, result.temperature, result.not_sure_below, dict(
-        run=str(models[0]), rows={g: groups.count(g) for g in sorted(set(groups))},
+        run=str(run), rows={g: groups.count(g) for g in sorted(set(groups))},
         ece_before=round(result.ece_before, 4), ece_after=round(result.ece_after, 4)))
     return result
 
@@ -93,13 +91,15 @@ def main(argv=None) -> int:
         print("error: an ensemble needs two members or more", file=sys.stderr)
         return 1
     members, out = [Path(m) for m in args.members], Path(args.out)
+    models, voices = split_members(members)
     try:
+        # checked before anything is written: a refused calibration leaves no uncalibrated pack behind
+        rows = calibration_rows(*shared_validation(models, voices, args.data_path)) if args.calibrate else None
         pack(members, out)
-        result = calibrate_together(out, members, args.data_path) if args.calibrate else None
+        result = calibrate_together(out, models[0], rows) if args.calibrate else None
     except (ValueError, OSError, TrainingError, InputError) as e:   # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
-    models, voices = split_members(members)
     temperature, not_sure_below = read_together(out)
     print(f"wrote {out}: {len(models)} heads{f' and {len(voices)} statistics head' if voices else ''}, "
           f"temperature {temperature:.3f}, 'not sure' below {not_sure_below:.3f}")

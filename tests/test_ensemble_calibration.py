@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mgcma.ensemble import calibrate_together, main as ensemble, shared_validation
+from mgcma.ensemble import main as ensemble, shared_validation
 from mgcma.infer.members import ENSEMBLE_FILE
 from mgcma.infer.recognizer import EmotionRecognizer
 from mgcma.infer.stats_head import StatsHead, StatsHeadConfig
@@ -50,4 +50,7 @@ def test_heads_selected_on_other_speakers_or_a_statistics_head_that_heard_them_a
     voice = StatsHead(StatsHeadConfig(labels=["neutral", "happy", "angry", "sad"], speech_encoder=""),
                       np.zeros(2), np.ones(2), np.zeros((4, 2)), np.zeros(4)).save(tmp_path / "voice")   # held_out: none
     with pytest.raises(ValueError, match="--hold-out-validation-of"):
-        calibrate_together(tmp_path / "unused", [*runs["shared"], voice])
+        shared_validation(runs["shared"], [voice], None)
+    refused = tmp_path / "refused"
+    args = ["--members", *map(str, runs["own"]), "--out", str(refused), "--calibrate"]
+    assert ensemble(args) == 1 and not refused.exists()   # nothing packed that would answer uncalibrated
