@@ -35,6 +35,8 @@ TEXT_ROWS_PER_CORPUS = 500   # words alone: a corpus weighs the same in the fit 
 
 def shared_validation(models: list[Path], voices: list[Path], data_path: str | None):
     """-> (records, validation rows) the heads share, checked to be speakers no member trained on."""
+    if not models:
+        raise ValueError("no model among the members: a statistics head answers beside heads, not alone")
     _, records, val_idx = run_validation(models[0], data_path)
     first = {(records[i].corpus, records[i].id) for i in val_idx}
     for m in models[1:]:

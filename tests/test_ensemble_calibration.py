@@ -51,6 +51,8 @@ def test_heads_selected_on_other_speakers_or_a_statistics_head_that_heard_them_a
                       np.zeros(2), np.ones(2), np.zeros((4, 2)), np.zeros(4)).save(tmp_path / "voice")   # held_out: none
     with pytest.raises(ValueError, match="--hold-out-validation-of"):
         shared_validation(runs["shared"], [voice], None)
+    with pytest.raises(ValueError, match="no model"):
+        shared_validation([], [voice], None)
     refused = tmp_path / "refused"
     args = ["--members", *map(str, runs["own"]), "--out", str(refused), "--calibrate"]
     assert ensemble(args) == 1 and not refused.exists()   # nothing packed that would answer uncalibrated
