@@ -3,10 +3,12 @@ and the threshold below which the recogniser says "not sure".
 
 Temperature scaling (Guo et al. 2017) divides the logits by one number T > 0 chosen to minimise
 the validation cross-entropy; it changes no label, only how sure each answer says it is. With
-several corpora, each corpus weighs the same (as in model selection). The "not sure" threshold
-is the top probability below which answering does more harm than good on validation: it maximises
-(right answers - wrong answers) over the answers given, so an answer is kept where it is more
-likely right than wrong.
+several corpora, each corpus weighs the same (as in model selection), in the temperature, the
+threshold and the ECE reported for the fit alike: otherwise a words corpus of thousands of rows
+would choose the threshold and hide the spoken corpora's ECE. The "not sure" threshold is the top
+probability below which answering does more harm than good on validation: it maximises (right
+answers - wrong answers) over the answers given, so an answer is kept where it is more likely right
+than wrong.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ ECE_BINS = 15
 class Calibration:
     temperature: float
     not_sure_below: float
-    ece_before: float       # on the data it was fitted on
+    ece_before: float       # on the data it was fitted on (the mean over its groups)
     ece_after: float
     n: int
 
@@ -30,6 +32,13 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Over the last axis, in NumPy: SciPy's import would cost the app's start 0.4 s."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def group_weights(groups, n: int) -> np.ndarray:
+    """(n,) row weights summing to 1 within each group, so that every group weighs the same."""
+    groups = np.zeros(n, dtype=int) if groups is None else np.asarray(groups)
+    _, which, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return 1.0 / counts[which]
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray, groups=None) -> float:
@@ -75,21 +84,30 @@ def reliability(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) ->
                  accuracy=float(right[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
 
 
-def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Sum over bins of (bin share) x |accuracy - confidence|, bins of the top probability."""
+def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BINS, groups=None) -> float:
+    """Sum over bins of (bin share) x |accuracy - confidence|, bins of the top probability; with
+    `groups`, the mean of each group's own ECE."""
+    if groups is not None:
+        groups, targets = np.asarray(groups), np.asarray(targets)
+        return float(np.mean([expected_calibration_error(probs[groups == g], targets[groups == g], bins)
+                              for g in np.unique(groups)]))
     cells = reliability(probs, targets, bins)
     n = sum(c["n"] for c in cells)
     return float(sum(c["n"] / n * abs(c["accuracy"] - c["confidence"]) for c in cells if c["n"]))
 
 
-def not_sure_threshold(probs: np.ndarray, targets: np.ndarray) -> float:
-    """The top probability below which answers are withheld: maximises right - wrong answered."""
+def not_sure_threshold(probs: np.ndarray, targets: np.ndarray, groups=None) -> float:
+    """The top probability below which answers are withheld: maximises right - wrong answered
+    (each group's answers weighing the same in all)."""
     top, right = probs.max(1), probs.argmax(1) == np.asarray(targets)
     order = np.argsort(top)
+    weight = group_weights(groups, len(top))[order]
     # withholding the k least sure answers gains (their wrong) - (their right)
-    gain = np.concatenate([[0], np.cumsum(np.where(right[order], -1, 1))])
+    gain = np.concatenate([[0], np.cumsum(np.where(right[order], -weight, weight))])
+    sorted_top = top[order]
+    gain[1:-1][sorted_top[:-1] == sorted_top[1:]] = -np.inf     # a cut between equal answers keeps them all
     k = int(np.argmax(gain))
-    return 0.0 if k == 0 else float((top[order][k - 1] + (top[order][k] if k < len(top) else 1.0)) / 2)
+    return 0.0 if k == 0 else float((sorted_top[k - 1] + (sorted_top[k] if k < len(top) else 1.0)) / 2)
 
 
 def top_two(probabilities: dict[str, float]) -> list[tuple[str, float]]:
@@ -112,9 +130,9 @@ def accuracy_coverage(probs: np.ndarray, targets: np.ndarray, thresholds=None) -
 def calibrate(logits: np.ndarray, targets: np.ndarray, groups=None) -> Calibration:
     t = fit_temperature(logits, targets, groups)
     before, after = calibrated(logits), calibrated(logits, t)
-    return Calibration(temperature=t, not_sure_below=not_sure_threshold(after, targets),
-                       ece_before=expected_calibration_error(before, targets),
-                       ece_after=expected_calibration_error(after, targets), n=len(targets))
+    return Calibration(temperature=t, not_sure_below=not_sure_threshold(after, targets, groups),
+                       ece_before=expected_calibration_error(before, targets, groups=groups),
+                       ece_after=expected_calibration_error(after, targets, groups=groups), n=len(targets))
 
 
 def confidence_scores(logits: np.ndarray, targets: np.ndarray, config) -> dict:

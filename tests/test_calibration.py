@@ -69,3 +69,18 @@ def test_not_sure_withholds_the_answers_more_likely_wrong_than_right():
     curve = accuracy_coverage(probs, targets, thresholds=[0.0, t])
     assert curve[0]["coverage"] == 1.0 and curve[1]["coverage"] == pytest.approx(4 / 6)
     assert curve[1]["accuracy"] == pytest.approx(3 / 4)
+
+
+def test_a_large_group_neither_chooses_the_threshold_nor_hides_a_small_groups_ece():
+    # group 0: 1000 answers at 0.6 (550 right), 100 at 0.9 (right); group 1: 10 at 0.6 (wrong), 10 at 0.9 (right)
+    top = np.array([0.6] * 1000 + [0.9] * 100 + [0.6] * 10 + [0.9] * 10)
+    right = np.array([True] * 550 + [False] * 450 + [True] * 100 + [False] * 10 + [True] * 10)
+    groups = np.array([0] * 1100 + [1] * 20)
+    probs, targets = np.stack([top, 1 - top], 1), np.where(right, 0, 1)
+    answered = lambda threshold: int((top >= threshold).sum())
+    assert answered(not_sure_threshold(probs, targets)) == 1120           # pooled, the big group wins: answer all
+    assert answered(not_sure_threshold(probs, targets, groups)) == 110    # each group weighs the same: withhold 0.6
+    by_group = expected_calibration_error(probs, targets, groups=groups)
+    assert by_group == pytest.approx((1000 / 1100 * 0.05 + 100 / 1100 * 0.1 + 0.5 * 0.6 + 0.5 * 0.1) / 2)
+    assert expected_calibration_error(probs, targets) < 0.5 * by_group
+    assert calibrate(np.log(probs), targets, groups).ece_before == pytest.approx(by_group)
