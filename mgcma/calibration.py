@@ -45,12 +45,11 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, groups=None) -> flo
     """T minimising the mean (over groups) cross-entropy of softmax(logits / T); logits (N, C)."""
     from scipy.optimize import minimize_scalar  # here: the app never fits (see log_softmax)
     logits, targets = np.asarray(logits, dtype=np.float64), np.asarray(targets)
-    groups = np.zeros(len(targets), dtype=int) if groups is None else np.asarray(groups)
-    members = [groups == g for g in np.unique(groups)]
+    weight = group_weights(groups, len(targets))
 
     def loss(log_t):
         nll = -log_softmax(logits / np.exp(log_t))[np.arange(len(targets)), targets]
-        return float(np.mean([nll[m].mean() for m in members]))
+        return float(nll @ weight / weight.sum())
     return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
 
 
