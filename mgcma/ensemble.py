@@ -30,7 +30,7 @@ from .infer.stats_head import StatsHead
 from .training.protocols import run_validation, spoken_voices
 from .training.run_files import TrainingError
 
-TEXT_ROWS_PER_CORPUS = 500   # words alone: each corpus weighs the same in the fit anyway; more rows cost time, not accuracy
+TEXT_ROWS_PER_CORPUS = 500   # words alone: each corpus weighs the same in the fit whatever its size; these keep the pass short
 
 
 def shared_validation(models: list[Path], voices: list[Path], data_path: str | None):

@@ -77,7 +77,9 @@ def test_a_large_group_neither_chooses_the_threshold_nor_hides_a_small_groups_ec
     right = np.array([True] * 550 + [False] * 450 + [True] * 100 + [False] * 10 + [True] * 10)
     groups = np.array([0] * 1100 + [1] * 20)
     probs, targets = np.stack([top, 1 - top], 1), np.where(right, 0, 1)
-    answered = lambda threshold: int((top >= threshold).sum())
+
+    def answered(threshold):
+        return int((top >= threshold).sum())
     assert answered(not_sure_threshold(probs, targets)) == 1120           # pooled, the big group wins: answer all
     assert answered(not_sure_threshold(probs, targets, groups)) == 110    # each group weighs the same: withhold 0.6
     by_group = expected_calibration_error(probs, targets, groups=groups)
