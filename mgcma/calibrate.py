@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"{args.checkpoint}: temperature {result.temperature:.3f}, 'not sure' below {result.not_sure_below:.3f}; "
-          f"validation ECE (mean over corpora) {100 * result.ece_before:.1f} % -> {100 * result.ece_after:.1f} % ({result.n} utterances)")
+          f"validation {result.ece_change} ({result.n} utterances)")
     return 0
 
 

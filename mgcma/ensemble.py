@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     print(f"wrote {out}: {len(models)} heads{f' and {len(voices)} statistics head' if voices else ''}, "
           f"temperature {temperature:.3f}, 'not sure' below {not_sure_below:.3f}")
     if result is not None:
-        print(f"calibrated on {result.n} validation rows: ECE (mean over corpora) {100 * result.ece_before:.1f} % -> {100 * result.ece_after:.1f} %")
+        print(f"calibrated on {result.n} validation rows: {result.ece_change}")
     return 0
 
 

@@ -294,8 +294,8 @@ def calibrate_on_validation(cfg, model, records, val_idx, caches, accelerator):
     logits, targets, rows, _ = predict_loader(model, loader, caches, accelerator)
     result = calibrate(logits, targets, groups=[records[val_idx[r]].corpus for r in rows])
     model.config.temperature, model.config.not_sure_below = result.temperature, result.not_sure_below
-    log.info(f"calibrated on {result.n} validation utterances: temperature {result.temperature:.3f}, ECE (mean over corpora) "
-             f"{100 * result.ece_before:.1f} -> {100 * result.ece_after:.1f} %, 'not sure' below {result.not_sure_below:.2f}")
+    log.info(f"calibrated on {result.n} validation utterances: temperature {result.temperature:.3f}, {result.ece_change}, "
+             f"'not sure' below {result.not_sure_below:.2f}")
     return result, (logits, targets, rows)
 
 
