@@ -1,4 +1,4 @@
-"""python -m mgcma.analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | calibration | reference  (--help on each)
+"""python -m mgcma.analysis figure3 | alignment | heatmap | word-attention | gaussians | ablation | calibration | compare | reference  (--help on each)
 
 Writes PNG (matplotlib, for papers) and HTML (plotly, interactive) into --out.
 """
@@ -28,6 +28,7 @@ from .alignment import all_spaces, table as alignment_table  # noqa: E402
 from .ablation import (ablation_figure, ablation_summary, ablation_table, confusion_figure, held_out_summary,  # noqa: E402
                        held_out_table, versus_table)
 from .calibration import calibration_figure  # noqa: E402
+from .compare import compare, report  # noqa: E402
 from .embed import embed_records  # noqa: E402
 from .figure3 import figure3, figure3_plotly  # noqa: E402
 
@@ -199,6 +200,16 @@ def cmd_calibration(args):
     save(args.out, args.name, calibration_figure(reports))
 
 
+def cmd_compare(args):
+    first, second = (json.loads(Path(path).read_text()) for path in args.metrics)
+    result = compare(first, second)
+    names = tuple(args.name or (Path(path).stem for path in args.metrics))
+    print(report(result, names))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"compare-{names[0]}-{names[1]}.json").write_text(json.dumps(dict(result, metrics=args.metrics), indent=2) + "\n")
+
+
 def cmd_reference(args):
     model = load_model(args.checkpoint)
     emb = embed_records(model, load_tokenizer(model.config, args.checkpoint), split_records(args.data, args.fold, args.max, split=args.split))
@@ -259,6 +270,10 @@ def main(argv=None) -> int:
     p = add("calibration", "reliability diagrams (before/after the temperature) and accuracy-coverage curves")
     p.add_argument("--metrics", nargs="+", required=True, help="[NAME=]FILE.json written by python -m mgcma.evaluate --out")
     p.add_argument("--name", default="calibration", help="file name of the figure")
+    p = add("compare", "two models' UA on the same clips, paired over redrawn speaker sets")
+    p.add_argument("--metrics", nargs=2, required=True, help="A.json B.json written by python -m mgcma.evaluate --out")
+    p.add_argument("--name", nargs=2, default=None, help="what to call A and B (default: the file names)")
+    p.set_defaults(out=None)
     p = add("reference", "the reference map the app places utterances on (saved beside the checkpoint)", data=True)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.set_defaults(out=None)
@@ -267,7 +282,8 @@ def main(argv=None) -> int:
     try:
         {"figure3": cmd_figure3, "alignment": cmd_alignment, "heatmap": cmd_heatmap, "gaussians": cmd_gaussians,
          "word-attention": cmd_word_attention,
-         "ablation": cmd_ablation, "held-out": cmd_held_out, "calibration": cmd_calibration, "reference": cmd_reference}[args.command](args)
+         "ablation": cmd_ablation, "held-out": cmd_held_out, "calibration": cmd_calibration, "compare": cmd_compare,
+         "reference": cmd_reference}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,8 @@ transcribed by the ASR, or with --asr none answered from the voice alone. A bad 
 file, unreadable audio, a label the checkpoint does not know) is reported with its line and
 skipped; the exit code is non-zero only when nothing could be scored. Several checkpoints (one
 recipe trained with other seeds, say) answer together as an ensemble does (mgcma/infer/ensemble.py).
+Each figure says how far chance could move it: the UA over test sets redrawn from the same
+speakers, and the ECE that a model right exactly as often as it says would show on as many answers.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from .config import DEFAULT_CHECKPOINT, CheckpointError, add_precision_argument
 from .data.records import ManifestError, read_manifest
+from .metrics import ua_over_resampled_speakers
 from .infer.asr import ASRError
 from .infer.recognizer import EmotionRecognizer, InputError
 from .infer.scoring import ENROL_CLIPS, NORMALISE, TEXT_FROM, grouped, score_records
@@ -34,6 +37,16 @@ def print_metrics(m: dict, title: str) -> None:
     print(" " * (width + 2) + " ".join(f"{x[:6]:>6}" for x in m["labels"]))
     for name, row in zip(m["labels"], m["confusion_matrix"]):
         print(f"{name:>{width}}  " + " ".join(f"{v:>6}" for v in row))
+
+
+def speaker_spread(answered, labels) -> dict | None:
+    """The UA's range over test sets redrawn from the same speakers (ua_over_resampled_speakers), printed."""
+    spread = ua_over_resampled_speakers([labels.index(r.label) for r, _ in answered],
+                                        [labels.index(p) for _, p in answered], [r.speaker for r, _ in answered], len(labels))
+    if spread:
+        print(f"UA over test sets redrawn from these {spread['speakers']} speakers: {100 * spread['low']:.1f}-"
+              f"{100 * spread['high']:.1f} % (5th-95th percentile; median {100 * spread['median']:.1f})")
+    return spread
 
 
 def main(argv=None) -> int:
@@ -81,6 +94,9 @@ def main(argv=None) -> int:
         print("error: no row could be scored", file=sys.stderr)
         return 1
     print_metrics(metrics, f"{args.manifest} ({args.modality}, {args.condition}, normalise: {args.normalise})")
+    metrics["UA_over_resampled_speakers"] = speaker_spread(answered, recognizer.config.labels)
+    # each clip's answer, so that two models' answers to the same clips can be compared (analysis compare)
+    metrics["answers"] = [dict(id=r.id, speaker=r.speaker, label=r.label, predicted=pred) for r, pred in answered]
     if "untuned" in metrics:
         print(f"the same {metrics['n']} clips untuned: WA {100 * metrics['untuned']['WA']:.2f} %, UA "
               f"{100 * metrics['untuned']['UA']:.2f} % (enrolment: {metrics['enrolment']['clips']} neutral clips of "
@@ -89,6 +105,10 @@ def main(argv=None) -> int:
     print(f"calibration: ECE {100 * c['ECE_uncalibrated']:.1f} % before, {100 * c['ECE']:.1f} % with temperature "
           f"{c['temperature']:.2f}; answered {100 * c['answered']:.0f} % (not sure below {c['not_sure_below']:.2f}), "
           f"accuracy on those {100 * (c['accuracy_answered'] or 0):.1f} %")
+    chance = c["ECE_by_chance"]
+    print(f"  a model right exactly as often as it says would show an ECE of {100 * chance['low']:.1f}-"
+          f"{100 * chance['high']:.1f} % on these {metrics['n']} answers by chance (median {100 * chance['median']:.1f}; "
+          f"{100 * chance['share_reaching_measured']:.0f} % of such test sets reach {100 * c['ECE']:.1f} %)")
     metrics.update(confusion=metrics.pop("confusion_matrix"), skipped=len(records) - len(answered) + len(problems),
                    modality=args.modality, condition=args.condition, normalise=args.normalise,
                    text_from=args.text_from, precision=recognizer.precision,

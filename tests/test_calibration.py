@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from mgcma.calibration import (accuracy_coverage, calibrate, calibrated, expected_calibration_error, fit_class_bias,
-                               fit_temperature, not_sure_threshold, reliability)
+from mgcma.calibration import (accuracy_coverage, calibrate, calibrated, ece_by_chance, expected_calibration_error,
+                               fit_class_bias, fit_temperature, not_sure_threshold, reliability)
 
 
 def sampled(n=4000, classes=4, seed=0):
@@ -86,3 +86,20 @@ def test_a_large_group_neither_chooses_the_threshold_nor_hides_a_small_groups_ec
     assert by_group == pytest.approx((1000 / 1100 * 0.05 + 100 / 1100 * 0.1 + 0.5 * 0.6 + 0.5 * 0.1) / 2)
     assert expected_calibration_error(probs, targets) < 0.5 * by_group
     assert calibrate(np.log(probs), targets, groups).ece_before == pytest.approx(by_group)
+
+
+def test_the_ece_a_calibrated_model_shows_by_chance_tells_miscalibration_from_too_few_answers():
+    for seed in range(3):
+        z, labels = sampled(n=170, seed=seed)             # calibrated, as few answers as RAVDESS's test actors
+        probs = calibrated(z)
+        ece = expected_calibration_error(probs, labels)
+        chance = ece_by_chance(probs.max(1), ece)
+        assert chance["low"] <= ece <= chance["high"] and chance["share_reaching_measured"] > 0.05
+        assert chance["high"] > 0.05                      # so a goal of 5 % cannot be judged on 170 answers
+    z, labels = sampled(n=4000)
+    sure = calibrated(3.0 * z)                            # overconfident
+    ece = expected_calibration_error(sure, labels)
+    chance = ece_by_chance(sure.max(1), ece)
+    assert ece > chance["high"] and chance["share_reaching_measured"] == 0.0
+    assert chance["high"] < ece_by_chance(sure[:170].max(1), ece)["low"]   # more answers, a narrower range
+    assert ece_by_chance(np.ones(50), 0.0) == dict(low=0.0, median=0.0, high=0.0, share_reaching_measured=1.0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mgcma.metrics import classification_metrics, confusion_matrix
+from mgcma.metrics import classification_metrics, confusion_matrix, ua_over_resampled_speakers
 
 LABELS = ["neutral", "happy", "angry", "sad"]
 
@@ -35,3 +35,15 @@ def test_wa_weights_by_support_and_ua_does_not():
 
 def test_confusion_matrix_counts_repeated_pairs():
     assert confusion_matrix([1, 1, 1], [0, 0, 1], 2).tolist() == [[0, 0], [2, 1]]
+
+
+def test_the_ua_over_redrawn_speakers_is_as_wide_as_the_speakers_differ():
+    labels = np.tile([0, 1, 2, 3], 10)                       # 40 clips per speaker, classes balanced
+    alike = ua_over_resampled_speakers(np.tile(labels, 6), np.tile(labels, 6), np.repeat(list("abcdef"), 40), 4)
+    assert alike == dict(low=1.0, median=1.0, high=1.0, speakers=6)
+    # three speakers always right, three right on half of each class: a spread around the UA of 0.75
+    half = np.where(np.arange(40) < 20, labels, (labels + 1) % 4)
+    preds = np.concatenate([labels] * 3 + [half] * 3)
+    spread = ua_over_resampled_speakers(np.tile(labels, 6), preds, np.repeat(list("abcdef"), 40), 4)
+    assert spread["low"] < 0.7 and spread["high"] > 0.8 and spread["median"] == pytest.approx(0.75, abs=0.05)
+    assert ua_over_resampled_speakers(labels, labels, ["one"] * 40, 4) is None

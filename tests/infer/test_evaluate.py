@@ -9,14 +9,14 @@ from mgcma.evaluate import main
 
 @pytest.fixture
 def scored_manifest(tmp_path, tiny_corpus):
-    """Four good rows of the synthetic corpus, then a missing file and an unknown label."""
+    """Four good rows of the synthetic corpus (four speakers), then a missing file and an unknown label."""
     records = read_manifest(tiny_corpus)[:4]
     path = tmp_path / "eval.csv"
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["path", "text", "label", "speaker", "sex"])
         w.writeheader()
         for i, r in enumerate(records):
-            w.writerow(dict(path=r.path, text=r.text, label=r.label, speaker=r.speaker, sex="female" if i % 2 else "male"))
+            w.writerow(dict(path=r.path, text=r.text, label=r.label, speaker=f"s{i}", sex="female" if i % 2 else "male"))
         w.writerow(dict(path=str(tmp_path / "gone.wav"), text="hello", label="happy", speaker="x", sex="male"))
         w.writerow(dict(path=records[0].path, text="hello", label="bored", speaker="x", sex="male"))
     return path
@@ -40,6 +40,10 @@ def test_scores_good_rows_and_reports_bad_ones_by_line(scored_manifest, test_che
     assert sum(b["n"] for b in c["reliability"]) == 4 and c["answered"] == 1.0
     assert [p["coverage"] for p in c["accuracy_coverage"]] == sorted((p["coverage"] for p in c["accuracy_coverage"]), reverse=True)
     assert "calibration: ECE" in captured.out
+    chance, spread = c["ECE_by_chance"], m["UA_over_resampled_speakers"]    # how far chance could move each figure
+    assert 0 <= chance["low"] <= chance["median"] <= chance["high"] and "by chance" in captured.out
+    assert spread["speakers"] == 4
+    assert 0 <= spread["low"] <= spread["median"] <= spread["high"] <= 1 and "redrawn from these" in captured.out
     from mgcma.analysis.__main__ import main as analysis
     assert analysis(["calibration", "--metrics", f"test={out}", "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig" / "calibration.png").stat().st_size > 20_000
