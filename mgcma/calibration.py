@@ -75,7 +75,8 @@ def fit_class_bias(logits: np.ndarray, targets: np.ndarray, groups=None, tempera
     return bias - bias.mean()   # a shift of every class alike changes nothing
 
 
-def calibrated(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def calibrated(logits: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.ndarray:
+    """softmax(logits / T) over the last axis; T one number, or (N, 1): each row's own."""
     return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature))
 
 
@@ -159,10 +160,12 @@ def calibrate(logits: np.ndarray, targets: np.ndarray, groups=None) -> Calibrati
                        ece_after=expected_calibration_error(after, targets, groups=groups), n=len(targets))
 
 
-def confidence_scores(logits: np.ndarray, targets: np.ndarray, config) -> dict:
-    """ECE before and after the temperature, and the range a calibrated model would show on as many
-    answers by chance; the share answered above the "not sure" threshold and their accuracy."""
-    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
+def confidence_scores(logits: np.ndarray, targets: np.ndarray, config, temperatures: np.ndarray | None = None) -> dict:
+    """ECE before and after the temperature (`temperatures`: each answer's own, else the config's),
+    and the range a calibrated model would show on as many answers by chance; the share answered
+    above the "not sure" threshold and their accuracy."""
+    temperature = config.temperature if temperatures is None else np.asarray(temperatures, dtype=np.float64)[:, None]
+    probs, raw = calibrated(logits, temperature), calibrated(logits)
     answered = probs.max(1) >= config.not_sure_below
     right = probs.argmax(1) == targets
     ece = expected_calibration_error(probs, targets)

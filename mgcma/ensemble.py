@@ -7,11 +7,13 @@ attention and Gaussian views are that head's), the others go to DIR/members/, an
 names them. A statistics head (python -m mgcma.stats_head) may join.
 
 The mean of calibrated heads is not itself calibrated (it is less sure than it is right). With
---calibrate, the answer together gets a temperature and a "not sure" threshold of its own, fitted
+--calibrate, the answer together gets a temperature for each kind of answer (voice and words, the
+voice alone, the words alone: mgcma/infer/together.py) and a "not sure" threshold of its own, fitted
 on the validation speakers the heads were selected on: that needs heads trained with one
 `--val-seed` (so that none of them trained on those speakers) and a statistics head written with
 `--hold-out-validation-of` one of them. Without it: temperature 1, and the mean of the heads' own
-thresholds.
+thresholds; the answer from the words alone can still be calibrated afterwards, on the validation
+split of the words corpora, which every head shares whatever its seed (python -m mgcma.calibrate).
 """
 from __future__ import annotations
 
@@ -19,19 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
-from .calibration import Calibration, calibrate
-from .infer.members import pack, read_together, split_members, write_together
+from .infer.members import Together, pack, read_together, split_members, write_together
 from .infer.recognizer import EmotionRecognizer, InputError
-from .infer.scoring import predict_one
 from .infer.stats_head import StatsHead
+from .infer.together import FittedTogether, calibration_rows, fit_together
 from .training.protocols import run_validation, spoken_voices
 from .training.run_files import TrainingError
-
-TEXT_ROWS_PER_CORPUS = 500   # words alone: each corpus weighs the same in the fit whatever its size; these keep the pass short
-
 
 def shared_validation(models: list[Path], voices: list[Path], data_path: str | None):
     """-> (records, validation rows) the heads share, checked to be speakers no member trained on."""
@@ -53,32 +48,13 @@ def shared_validation(models: list[Path], voices: list[Path], data_path: str | N
     return records, val_idx
 
 
-def calibration_rows(records, val_idx: list[int], seed: int = 0) -> list:
-    """Every spoken validation row; of a corpus of words alone, TEXT_ROWS_PER_CORPUS drawn by `seed`."""
-    rows = [records[i] for i in val_idx]
-    chosen = [r for r in rows if r.has_audio]
-    rng = np.random.default_rng(seed)
-    for corpus in sorted({r.corpus for r in rows if not r.has_audio}):
-        words = [r for r in rows if r.corpus == corpus and not r.has_audio]
-        chosen += [words[k] for k in sorted(rng.permutation(len(words))[:TEXT_ROWS_PER_CORPUS])]
-    return chosen
-
-
-def calibrate_together(out: Path, run: Path, rows: list) -> Calibration:
-    """Fit the packed ensemble's temperature and threshold on `rows` (calibration_rows of the validation
-    its heads share; each corpus weighing the same), through the recogniser's own path."""
-    recognizer = EmotionRecognizer(out, asr="none", device="cpu")
-    labels, logits, targets, groups = recognizer.config.labels, [], [], []
-    for r in tqdm(rows, desc="calibrating the answer together", unit="row", file=sys.stderr):
-        if r.label in labels:
-            logits.append(predict_one(recognizer, r.path, r.text, "both" if r.has_audio else "text")[1])
-            targets.append(labels.index(r.label))
-            groups.append(r.corpus)
-    result = calibrate(np.array(logits), np.array(targets), np.array(groups))
-    write_together(out, result.temperature, result.not_sure_below, dict(
-        run=str(run), rows={g: groups.count(g) for g in sorted(set(groups))},
-        ece_before=round(result.ece_before, 4), ece_after=round(result.ece_after, 4)))
-    return result
+def calibrate_together(out: Path, run: Path, rows: list) -> FittedTogether:
+    """Fit the packed ensemble's temperatures and threshold on `rows` (calibration_rows of the
+    validation its heads share) and write them into its ensemble.json."""
+    fitted = fit_together(EmotionRecognizer(out, asr="none", device="cpu"), rows)
+    write_together(out, Together(fitted.main_temperature, fitted.not_sure_below, fitted.temperatures),
+                   dict(run=str(run), rows=fitted.rows, ece={k: [round(e, 4) for e in v] for k, v in fitted.ece.items()}))
+    return fitted
 
 
 def main(argv=None) -> int:
@@ -102,11 +78,11 @@ def main(argv=None) -> int:
     except (ValueError, OSError, TrainingError, InputError) as e:   # CheckpointError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
-    temperature, not_sure_below = read_together(out)
+    together = read_together(out)
     print(f"wrote {out}: {len(models)} heads{f' and {len(voices)} statistics head' if voices else ''}, "
-          f"temperature {temperature:.3f}, 'not sure' below {not_sure_below:.3f}")
+          f"temperature {together.temperature:.3f}, 'not sure' below {together.not_sure_below:.3f}")
     if result is not None:
-        print(f"calibrated on {result.n} validation rows: {result.ece_change}")
+        print(f"calibrated on {sum(result.rows.values())} validation rows: {result.describe()}")
     return 0
 
 

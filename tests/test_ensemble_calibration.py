@@ -1,10 +1,13 @@
 """python -m mgcma.ensemble --calibrate: the answer together calibrated on validation speakers none of
-its heads trained on (its packing and answers: tests/infer/test_ensemble.py)."""
+its heads trained on; python -m mgcma.calibrate: an ensemble's words alone calibrated on the words
+corpora's validation split (its packing and answers: tests/infer/test_ensemble.py)."""
 import json
 
 import numpy as np
 import pytest
 
+from mgcma.calibrate import main as calibrate
+from mgcma.data.records import Utterance, read_manifest, write_manifest
 from mgcma.ensemble import main as ensemble, shared_validation
 from mgcma.infer.members import ENSEMBLE_FILE
 from mgcma.infer.recognizer import EmotionRecognizer
@@ -56,3 +59,41 @@ def test_heads_selected_on_other_speakers_or_a_statistics_head_that_heard_them_a
     refused = tmp_path / "refused"
     args = ["--members", *map(str, runs["own"]), "--out", str(refused), "--calibrate"]
     assert ensemble(args) == 1 and not refused.exists()   # nothing packed that would answer uncalibrated
+
+
+WORDS = {"neutral": "table window paper street", "happy": "delight wonderful joy laugh",
+         "angry": "furious rage hate shout", "sad": "grief tears lonely loss"}
+
+
+@pytest.fixture(scope="module")
+def words_pack(tiny_corpus, tmp_path_factory):
+    """A head trained on the synthetic voices and on a corpus of words with its own validation split
+    (8 rows), packed twice over as an ensemble whose heads each drew their own voices would be."""
+    root = tmp_path_factory.mktemp("words")
+    voices = read_manifest(tiny_corpus)
+    for r in voices:
+        r.split = "test" if r.group == "0" else "train"
+    rng = np.random.default_rng(0)
+    words = [Utterance(f"w{k}", None, " ".join(rng.permutation(WORDS[label].split())[:3]), label, "writers",
+                       split=("train", "train", "validation", "test")[k % 4]) for k, label in enumerate(list(WORDS) * 8)]
+    data = f"{write_manifest(voices, root / 'voices.csv')},{write_manifest(words, root / 'words.csv')}"
+    train(TrainConfig(data="manifest", data_path=data, protocol="split", preset="test", epochs=1, batch_size=8,
+                      num_workers=0, freeze_encoders=True, out=str(root / "run")))
+    best = next((root / "run").glob("*/best"))
+    assert ensemble(["--members", str(best), str(best), "--out", str(root / "pack")]) == 0
+    return root / "pack"
+
+
+@pytest.mark.slow
+def test_an_ensembles_words_alone_are_calibrated_on_the_words_validation_split_only(words_pack, capsys):
+    before = json.loads((words_pack / ENSEMBLE_FILE).read_text())
+    plain = EmotionRecognizer(words_pack, asr="none", device="cpu").forward(None, "grief tears loss")[0]["both"].probs
+    assert calibrate(["--checkpoint", str(words_pack)]) == 0 and "the words alone: temperature" in capsys.readouterr().out
+    spec = json.loads((words_pack / ENSEMBLE_FILE).read_text())
+    assert spec["calibrated_on"]["words"]["rows"] == {"words": 8}    # no spoken row, no test row
+    assert set(spec["temperatures"]) == {"text"} and spec["temperature"] == 1.0
+    assert spec["not_sure_below"] == before["not_sure_below"]        # the voice's answers keep their own calibration
+    recognizer = EmotionRecognizer(words_pack, asr="none", device="cpu")
+    answers = recognizer.forward(None, "grief tears loss")[0]
+    tempered = (plain.log() / spec["temperatures"]["text"]).softmax(-1)
+    assert answers["both"].probs.numpy() == pytest.approx(tempered.numpy(), abs=1e-5)

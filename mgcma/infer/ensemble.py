@@ -17,7 +17,7 @@ from torch.func import functional_call, vmap
 from ..checkpoint import encoder_fingerprints, load_model
 from ..config import CheckpointError, ModelConfig, load_config
 from ..model import MGCMA, MGCMAOutput
-from .members import check_shareable, mean_threshold
+from .members import Together, check_shareable, mean_threshold
 
 
 def load_members(directories: list[Path], first: MGCMA, first_directory: Path, device: str) -> list[MGCMA]:
@@ -91,15 +91,16 @@ def answers_together(heads: list[MGCMA], stats_heads: list) -> bool:
     return len(heads) > 1 or bool(stats_heads)
 
 
-def together_config(heads: list[MGCMA], stats_heads: list, together: tuple[float, float] | None = None) -> ModelConfig:
-    """The first head's config, with the calibration of the answer together: `together`, the
-    (temperature, "not sure" threshold) fitted for it (members.read_together), or temperature 1 (the
-    members' probabilities are each calibrated already) and the mean of the heads' own thresholds."""
+def together_config(heads: list[MGCMA], stats_heads: list, together: Together | None = None) -> ModelConfig:
+    """The first head's config, with the calibration of the answer together: `together`, fitted for
+    it (members.read_together), or temperature 1 (the members' probabilities are each calibrated
+    already) and the mean of the heads' own thresholds. The answers that read one side only may have
+    temperatures of their own (Together.temperatures, applied by the recogniser)."""
     first = heads[0].config
     if not answers_together(heads, stats_heads):
         return first
-    temperature, not_sure_below = together or (1.0, mean_threshold([h.config for h in heads]))
-    return dataclasses.replace(first, temperature=float(temperature), not_sure_below=float(not_sure_below))
+    together = together or Together(1.0, mean_threshold([h.config for h in heads]))
+    return dataclasses.replace(first, temperature=together.temperature, not_sure_below=together.not_sure_below)
 
 
 def answer_together(outputs: list[MGCMAOutput]) -> MGCMAOutput:

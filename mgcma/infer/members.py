@@ -2,15 +2,18 @@
 
 An ensemble checkpoint is its first head's checkpoint, whole (so that every tool that reads one
 model still can), with the other heads in `members/<k>/` and `ensemble.json` naming them and
-giving the calibration of their answer together: a temperature and a "not sure" threshold fitted
-on validation speakers that none of its members trained on (`python -m mgcma.ensemble
---calibrate`), or, where there are none, temperature 1 and the mean of the heads' own thresholds.
+giving the calibration of their answer together: a temperature (one per kind of answer: voice and
+words, the voice alone, the words alone) and a "not sure" threshold fitted on validation rows that
+none of its members trained on (`python -m mgcma.ensemble --calibrate`; `python -m mgcma.calibrate`
+for the words alone of a pack whose heads heard other voices), or, where there are none,
+temperature 1 and the mean of the heads' own thresholds.
 A statistics head (mgcma/infer/stats_head.py) is a member of its own kind.
 """
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, CheckpointError, ModelConfig, load_config
@@ -54,20 +57,46 @@ def mean_threshold(configs: list[ModelConfig]) -> float:
     return float(sum(c.not_sure_below for c in configs) / len(configs))
 
 
-def read_together(checkpoint: str | Path) -> tuple[float, float] | None:
-    """(temperature, "not sure" threshold) of an ensemble's answer together; None for a single model."""
+def what_it_hears(answer: str, has_voice: bool, has_words: bool) -> str:
+    """What an answer reads: "both", "speech" (the voice alone) or "text" (the words alone). The
+    main answer ("both") reads whatever the input and the model have."""
+    if answer != "both" or (has_voice and has_words):
+        return answer
+    return "speech" if has_voice else "text"
+
+
+@dataclass
+class Together:
+    """The calibration of an ensemble's answer together. An answer that reads one side only is a
+    predictor of its own, with its own temperature where one was fitted for it (`temperatures`, by
+    what_it_hears); the others take `temperature`."""
+    temperature: float
+    not_sure_below: float
+    temperatures: dict[str, float] = field(default_factory=dict)
+
+    def temperature_of(self, hears: str) -> float:
+        return self.temperatures.get(hears, self.temperature)
+
+
+def read_together(checkpoint: str | Path) -> Together | None:
+    """The calibration of an ensemble's answer together; None for a single model."""
     path = Path(checkpoint) / ENSEMBLE_FILE
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    return float(saved.get("temperature", 1.0)), float(saved["not_sure_below"])
+    return Together(float(saved.get("temperature", 1.0)), float(saved["not_sure_below"]),
+                    {k: float(t) for k, t in saved.get("temperatures", {}).items()})
 
 
-def write_together(checkpoint: str | Path, temperature: float, not_sure_below: float, fitted_on: dict) -> None:
+def write_together(checkpoint: str | Path, together: Together, fitted_on: dict) -> None:
     """Store the calibration fitted for the answer together, and what it was fitted on."""
     path = Path(checkpoint) / ENSEMBLE_FILE
     saved = json.loads(path.read_text())
-    saved.update(temperature=float(temperature), not_sure_below=float(not_sure_below), calibrated_on=fitted_on)
+    saved.update(temperature=float(together.temperature), not_sure_below=float(together.not_sure_below),
+                 calibrated_on={**saved.get("calibrated_on", {}), **fitted_on})
+    saved.pop("temperatures", None)
+    if together.temperatures:
+        saved["temperatures"] = {k: float(t) for k, t in together.temperatures.items()}
     path.write_text(json.dumps(saved, indent=2) + "\n")
 
 
@@ -84,6 +113,11 @@ def pack(members: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         shutil.copy(members[0] / name, out / name)
+    # the first head's training record (in its checkpoint or its fold's folder): its validation rows
+    # can then be found again (python -m mgcma.calibrate)
+    record = next((d / "metrics.json" for d in (members[0], members[0].parent) if (d / "metrics.json").is_file()), None)
+    if record is not None:
+        shutil.copy(record, out / "metrics.json")
     if (members[0] / TOKENIZER_DIR).is_dir():
         shutil.copytree(members[0] / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
     shutil.rmtree(out / MEMBERS_DIR, ignore_errors=True)

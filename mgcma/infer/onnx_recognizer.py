@@ -18,7 +18,7 @@ from ..audio import HOP_LENGTH as HOP, N_FFT, SAMPLE_RATE, AudioLimits, clean_sp
 from ..calibration import calibrated, top_two
 from ..config import ModelConfig
 from .asr import load_asr
-from .members import member_directories, read_together, split_members
+from .members import Together, member_directories, read_together, split_members, what_it_hears
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
 
 MEL_FILTERS = "mel_filters.npy"
@@ -57,7 +57,8 @@ class OnnxRecognizer:
             (session(d / "head.onnx"), ModelConfig.load(d / "config.json")) for d in others]
         self.stats_heads = load_stats_heads(voices, self.config)
         # the calibration of the answer together (mgcma/infer/members.py); a single head's is its own
-        self.temperature, self.not_sure_below = read_together(self.directory) if members else (1.0, self.config.not_sure_below)
+        self.together = read_together(self.directory) if members else Together(1.0, self.config.not_sure_below)
+        self.not_sure_below = self.together.not_sure_below
         self.tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         self.tokenizer.no_padding()   # the saved tokenizer may pad to a fixed length; the graph takes any
         self.tokenizer.enable_truncation(self.config.max_text_tokens)
@@ -87,9 +88,10 @@ class OnnxRecognizer:
         features, = self.sessions["text"].run(None, {"input_ids": ids, "attention_mask": ones})
         return features, ones.astype(bool)
 
-    def head(self, speech, speech_mask, text, text_mask, voice: np.ndarray | None = None) -> dict:
+    def head(self, speech, speech_mask, text, text_mask, voice: np.ndarray | None = None, hears: str = "both") -> dict:
         """-> the mean of the heads' calibrated probabilities (C,), with the statistics heads' answer
-        `voice` (1, C) taking its share where given, and the first head's W2."""
+        `voice` (1, C) taking its share where given, tempered as the answer together that `hears`
+        this (members.what_it_hears) is; and the first head's W2."""
         shift = np.zeros((1, speech.shape[-1]), np.float32)
         inputs = dict(speech_features=speech, speech_mask=speech_mask, text_features=text, text_mask=text_mask,
                       speech_shift=shift)
@@ -101,8 +103,9 @@ class OnnxRecognizer:
         probs = np.mean(probs, axis=0)
         if voice is not None:   # mgcma/infer/stats_head.py
             probs = mix_into(probs[None], voice, self.stats_heads[0].config.weight)[0]
-        if self.temperature != 1.0:
-            probs = calibrated(np.log(np.maximum(probs, np.finfo(probs.dtype).tiny))[None], self.temperature)[0]
+        temperature = self.together.temperature_of(hears)
+        if temperature != 1.0:
+            probs = calibrated(np.log(np.maximum(probs, np.finfo(probs.dtype).tiny))[None], temperature)[0]
         return dict(probs=probs, w2=w2)
 
     def predict(self, audio, text: str | None = None) -> dict:
@@ -117,10 +120,11 @@ class OnnxRecognizer:
         speech, speech_mask = self.encode_speech(wave)
         words, words_mask = self.encode_text(text)
         voice = voice_probabilities(self.stats_heads, speech, speech_mask) if self.stats_heads else None   # once
-        answers = {"both": self.head(speech, speech_mask, words, words_mask, voice)}
+        main = what_it_hears("both", has_voice=True, has_words=bool(text) and self.config.uses_text)
+        answers = {"both": self.head(speech, speech_mask, words, words_mask, voice, main)}
         if text:
-            answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask), voice)
-            answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask)
+            answers["speech"] = self.head(speech, speech_mask, words, np.zeros_like(words_mask), voice, "speech")
+            answers["text"] = self.head(speech, np.zeros_like(speech_mask), words, words_mask, hears="text")
         timings["model"] = 1000 * (time.perf_counter() - start)
         labels = self.config.labels
         probabilities = {m: dict(zip(labels, a["probs"].tolist())) for m, a in answers.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -36,7 +37,7 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
     enrolled = enrolment_clips(records) if normalise == "enrolment" else {}
     scored = [(k, r) for k, r in enumerate(records) if id(r) not in enrolled]
     references = reference_means(recognizer, records, normalise, condition, seed, enrolled) if modality != "text" else {}
-    answered, targets, preds, logits, untuned = [], [], [], [], []
+    answered, targets, preds, logits, temperatures, untuned = [], [], [], [], [], []
     for k, r in tqdm(scored, desc="scoring", unit="clip", file=sys.stderr):
         where = f"line {r.line}" if r.line else r.id
         if r.label not in labels:
@@ -47,20 +48,22 @@ def score_records(recognizer: EmotionRecognizer, records, modality: str = "both"
                 load_degraded(recognizer, r, records, condition, seed + k)
             audio = None if modality == "text" else heard
             text = "" if modality == "speech" else words_of(recognizer, r, text_from, heard if modality == "text" else None)
-            pred, logit = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
-                                      calm=normalise == "enrolment")
+            answer = predict_one(recognizer, audio, text, modality, references.get(group_of(r, normalise)),
+                                 calm=normalise == "enrolment")
             if enrolled:
-                untuned.append(labels.index(predict_one(recognizer, audio, text, modality)[0]))
+                untuned.append(labels.index(predict_one(recognizer, audio, text, modality).label))
         except (AudioError, InputError, ASRError, OSError) as e:
             report(f"{where}: {e}; skipped")
             continue
         targets.append(labels.index(r.label))
-        preds.append(labels.index(pred))
-        logits.append(logit)
-        answered.append((r, pred))
+        preds.append(labels.index(answer.label))
+        logits.append(answer.logits)
+        temperatures.append(answer.temperature)
+        answered.append((r, answer.label))
     metrics = classification_metrics(np.array(targets, dtype=int), np.array(preds, dtype=int), labels)
     if answered:
-        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config)
+        metrics["calibration"] = confidence_report(np.array(logits), np.array(targets), recognizer.config,
+                                                   np.array(temperatures))
     if enrolled:
         metrics["untuned"] = classification_metrics(np.array(targets, dtype=int), np.array(untuned, dtype=int), labels)
         metrics["enrolment"] = dict(clips=len(enrolled), speakers=len({r.speaker for r in enrolled.values()}))
@@ -77,11 +80,13 @@ def enrolment_clips(records) -> dict:
     return chosen
 
 
-def confidence_report(logits: np.ndarray, targets: np.ndarray, config) -> dict:
-    """ECE and the reliability bins before and after the model's temperature, the answers kept
-    above its "not sure" threshold, and the accuracy-coverage curve."""
-    probs, raw = calibrated(logits, config.temperature), calibrated(logits)
-    return dict(confidence_scores(logits, targets, config), temperature=config.temperature,
+def confidence_report(logits: np.ndarray, targets: np.ndarray, config, temperatures: np.ndarray) -> dict:
+    """ECE and the reliability bins before and after each answer's temperature (an ensemble's
+    answer that reads one side only may have its own), the answers kept above the model's "not
+    sure" threshold, and the accuracy-coverage curve. `temperature`: the one most answers took."""
+    probs, raw = calibrated(logits, temperatures[:, None]), calibrated(logits)
+    values, counts = np.unique(temperatures, return_counts=True)
+    return dict(confidence_scores(logits, targets, config, temperatures), temperature=float(values[counts.argmax()]),
                 not_sure_below=config.not_sure_below, reliability=reliability(probs, targets),
                 reliability_uncalibrated=reliability(raw, targets), accuracy_coverage=accuracy_coverage(probs, targets))
 
@@ -135,18 +140,24 @@ def words_of(recognizer, record, text_from: str, heard=None) -> str:
     return record.text
 
 
-def predict_one(recognizer, audio, text: str, modality: str, reference=None, calm: bool = False) -> tuple[str, np.ndarray]:
-    """(label, logits) of one modality's answer (or both); with modality "speech" the text is
-    empty, so the recogniser's main answer is already the voice's alone."""
+class Answer(NamedTuple):
+    label: str
+    logits: np.ndarray    # (C,), before the temperature
+    temperature: float    # the one the answer is calibrated with
+
+
+def predict_one(recognizer, audio, text: str, modality: str, reference=None, calm: bool = False) -> Answer:
+    """One modality's answer (or both); with modality "speech" the text is empty, so the
+    recogniser's main answer is already the voice's alone."""
     if modality == "text":
         if not text.strip():
             raise InputError("the row has no text")
         answers, _, _ = recognizer.forward(None, text)
         logits = answers["both"].logits[0].numpy()
-        return recognizer.config.labels[int(logits.argmax())], logits
+        return Answer(recognizer.config.labels[int(logits.argmax())], logits, float(answers["both"].temperature))
     pred = recognizer.predict(audio, text or None, use_asr=recognizer.asr is not None and modality == "both",
                               reference=reference, calm_reference=calm)
-    return pred.label, pred.output.logits[0].numpy()
+    return Answer(pred.label, pred.output.logits[0].numpy(), float(pred.output.temperature))
 
 
 def grouped(answered, labels, column: str) -> dict:

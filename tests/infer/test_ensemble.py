@@ -10,7 +10,7 @@ from mgcma.checkpoint import save_model
 from mgcma.config import preset
 from mgcma.ensemble import main as pack
 from mgcma.infer.ensemble import StackedHeads
-from mgcma.infer.members import ENSEMBLE_FILE, write_together
+from mgcma.infer.members import ENSEMBLE_FILE, Together, write_together
 from mgcma.infer.recognizer import EmotionRecognizer, InputError
 from mgcma.infer.speaker_means import STATS_FILE, SpeechMean, save_means
 from mgcma.model import MGCMA
@@ -163,15 +163,19 @@ def test_evaluate_scores_several_checkpoints_as_the_packed_ensemble(members, ens
         assert m["calibration"]["temperature"] == 1.0 and m["calibration"]["not_sure_below"] == pytest.approx(0.35)
 
 
-def test_a_temperature_fitted_for_the_answer_together_scales_it(members, ensemble, tmp_path):
-    """ensemble.json's temperature (python -m mgcma.ensemble --calibrate) applies to the heads' mean, as one answer."""
+def test_a_temperature_fitted_for_the_answer_together_scales_it_by_what_it_reads(members, ensemble, tmp_path):
+    """ensemble.json's temperatures (python -m mgcma.ensemble --calibrate) apply to the heads' mean, as one
+    answer: the words alone at their own (0.5), every other answer at the main one (2)."""
     import shutil
     calibrated = tmp_path / "calibrated"
     shutil.copytree(ensemble, calibrated)
-    write_together(calibrated, 2.0, 0.3, dict(rows={"x": 1}))
-    plain = EmotionRecognizer(ensemble, asr="none", device="cpu").predict(CLIPS[0], "what a lovely day", use_asr=False)
-    got = EmotionRecognizer(calibrated, asr="none", device="cpu").predict(CLIPS[0], "what a lovely day", use_asr=False)
-    for modality, probs in plain.answers.items():
-        softer = np.sqrt(np.array(list(probs.values())))   # softmax(log p / 2)
-        assert list(got.answers[modality].values()) == pytest.approx(list(softer / softer.sum()), abs=1e-5)
-    assert got.label == plain.label and got.not_sure == (max(got.probabilities.values()) < 0.3)
+    write_together(calibrated, Together(2.0, 0.3, {"text": 0.5}), dict(rows={"x": 1}))
+    plain, got = (EmotionRecognizer(m, asr="none", device="cpu") for m in (ensemble, calibrated))
+    before, after = (r.predict(CLIPS[0], "what a lovely day", use_asr=False) for r in (plain, got))
+    for modality, probs in before.answers.items():
+        power = np.array(list(probs.values())) ** (2.0 if modality == "text" else 0.5)   # softmax(log p / T)
+        assert list(after.answers[modality].values()) == pytest.approx(list(power / power.sum()), abs=1e-5)
+    assert after.label == before.label and after.not_sure == (max(after.probabilities.values()) < 0.3)
+    typed = (r.forward(None, "what a lovely day")[0]["both"].probs[0].numpy() for r in (plain, got))
+    words_before, words_after = typed                   # words typed without a voice: the words alone too
+    assert words_after == pytest.approx(words_before ** 2 / (words_before ** 2).sum(), abs=1e-5)

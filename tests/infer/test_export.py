@@ -52,7 +52,7 @@ def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
     """Two heads over one random encoder pair, packed (mgcma/infer/ensemble.py) and exported: the ONNX
     answers are the PyTorch ensemble's (which is the mean of its heads: tests/infer/test_ensemble.py)."""
     from mgcma.ensemble import main as pack
-    from mgcma.infer.members import write_together
+    from mgcma.infer.members import Together, write_together
     config = preset("test-whisper", speech_layers="weighted", freeze_speech_encoder=True, freeze_text_encoder=True)
     torch.manual_seed(0)
     first = MGCMA(config).eval()
@@ -61,7 +61,8 @@ def test_an_ensembles_heads_are_exported_and_answer_together(tmp_path):
     config.temperature = 2.0
     save_model(MGCMA(config, shared_encoders=first).eval(), tmp_path / "b", load_tokenizer(config))
     assert pack(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both")]) == 0
-    write_together(tmp_path / "both", 1.7, 0.4, {})   # a temperature of the answer together, as --calibrate fits
+    # temperatures of the answer together, as --calibrate fits them: the words alone and the voice alone their own
+    write_together(tmp_path / "both", Together(1.7, 0.4, {"text": 0.6, "speech": 1.2}), {})
     onnx = export(tmp_path / "both", tmp_path / "onnx")
     assert (onnx / "members" / "1" / "head.onnx").is_file() and (onnx / "ensemble.json").is_file()
     clip = (16000, np.random.default_rng(2).normal(0, 0.1, 24000).astype(np.float32))
