@@ -66,14 +66,13 @@ def main(argv=None) -> int:
     try:
         if member_directories(args.checkpoint):
             fitted = calibrate_words_together(args.checkpoint, args.data_path)
-        else:
-            result = calibrate_checkpoint(args.checkpoint, args.data_path)
+            print(f"{args.checkpoint} (an ensemble), on {sum(fitted.rows.values())} validation rows of words: "
+                  f"{fitted.describe()}")
+            return 0
+        result = calibrate_checkpoint(args.checkpoint, args.data_path)
     except (TrainingError, CheckpointError, ValueError, OSError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if member_directories(args.checkpoint):
-        print(f"{args.checkpoint} (an ensemble), on {sum(fitted.rows.values())} validation rows of words: {fitted.describe()}")
-        return 0
     print(f"{args.checkpoint}: temperature {result.temperature:.3f}, 'not sure' below {result.not_sure_below:.3f}; "
           f"validation {result.ece_change} ({result.n} utterances)")
     return 0

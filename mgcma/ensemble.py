@@ -28,6 +28,7 @@ from .infer.together import FittedTogether, calibration_rows, fit_together
 from .training.protocols import run_validation, spoken_voices
 from .training.run_files import TrainingError
 
+
 def shared_validation(models: list[Path], voices: list[Path], data_path: str | None):
     """-> (records, validation rows) the heads share, checked to be speakers no member trained on."""
     if not models:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from .config import DEFAULT_CHECKPOINT, CheckpointError, add_precision_argument
 from .data.records import ManifestError, read_manifest
-from .metrics import ua_over_resampled_speakers
 from .infer.asr import ASRError
 from .infer.recognizer import EmotionRecognizer, InputError
 from .infer.scoring import ENROL_CLIPS, NORMALISE, TEXT_FROM, grouped, score_records
+from .metrics import ua_over_resampled_speakers
 
 
 def print_metrics(m: dict, title: str) -> None:
