@@ -29,6 +29,7 @@ from .config import CheckpointError
 from .data.augment import AugmentConfig
 from .data.records import ManifestError, read_manifest
 from .encoders.build import n_hidden_states
+from .infer.stats_head import READS
 from .training.protocols import run_validation, spoken_voices, voice_key
 from .training.run_files import TrainingError
 from .training.stats_head import TrainingSet, candidate_layers, corpus_statistics, train_stats_head
@@ -46,6 +47,9 @@ def main(argv=None) -> int:
                         "another microphone's response (7 bands, +-6 dB)")
     parser.add_argument("--augment-codec", type=float, default=0.0, help="share of augmented views MP3-compressed (16-64 kbit/s)")
     parser.add_argument("--layers", default=None, help="candidate hidden states, e.g. 1-5 (default: all)")
+    parser.add_argument("--reads", default="mean and spread", choices=READS,
+                        help="what it reads of the layer over each clip: its mean and spread, or the spread alone "
+                             "(blind to what moves every frame of a clip alike, a voice's offset among it)")
     parser.add_argument("--cache", default=None, help="keep each manifest's clip statistics in this folder, and reuse them")
     parser.add_argument("--hold-out-validation-of", default=None, metavar="RUN",
                         help="a trained fold (its folder or best/): its validation speakers never train here, so that "
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
     labels = model.config.labels
     data = TrainingSet(stats, np.array([labels.index(r.label) for r in records]), np.array(groups))
     try:
-        head = train_stats_head(data, labels, model.config.speech_encoder, layers)
+        head = train_stats_head(data, labels, model.config.speech_encoder, layers, reads=args.reads)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

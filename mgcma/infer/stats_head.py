@@ -24,6 +24,9 @@ class StatsHeadConfig:
     C: float = 0.01              # inverse L2 strength of the logistic regression
     temperature: float = 1.0
     weight: float = 0.5          # its share of every answer that hears the voice; the heads share the rest
+    # "mean and spread" of the layer over the clip, or its "spread" alone: blind to whatever moves
+    # every frame of a clip alike (a voice's or a corpus's offset, and an emotion's too)
+    reads: str = "mean and spread"
     selection: list = field(default_factory=list)   # [layer, C, held-out UA] of every candidate tried
     trained_on: list = field(default_factory=list)
     held_out: list = field(default_factory=list)    # "corpus:speaker" never trained on (an ensemble's validation speakers)
@@ -32,13 +35,14 @@ class StatsHeadConfig:
 @dataclass
 class StatsHead:
     config: StatsHeadConfig
-    mean: np.ndarray             # (2D,) of the training features, and their spread
+    mean: np.ndarray             # (F,) of the training features it reads (F = 2D, or D for the spread alone)
     scale: np.ndarray
-    coef: np.ndarray             # (C, 2D)
+    coef: np.ndarray             # (C, F)
     intercept: np.ndarray        # (C,)
 
     def probabilities(self, stats: np.ndarray) -> np.ndarray:
         """(B, 2D) pooled statistics -> (B, C) calibrated probabilities."""
+        stats = read_statistics(stats, self.config.reads)
         logits = ((stats - self.mean) / self.scale) @ self.coef.T + self.intercept
         z = logits / self.config.temperature
         z = np.exp(z - z.max(1, keepdims=True))
@@ -91,6 +95,16 @@ def pooled_statistics(features: np.ndarray, mask: np.ndarray, layer: int) -> np.
     mean = (x * m).sum(1) / np.maximum(n, 1)
     var = (((x - mean[:, None]) ** 2) * m).sum(1) / np.maximum(n - 1, 1)
     return np.concatenate([mean, np.sqrt(var)], -1)
+
+
+READS = ("mean and spread", "spread")
+
+
+def read_statistics(stats: np.ndarray, reads: str) -> np.ndarray:
+    """(..., 2D) pooled statistics (mean, then spread) -> what a head reads of them."""
+    if reads not in READS:
+        raise ValueError(f"a statistics head reads {' or '.join(map(repr, READS))}, not {reads!r}")
+    return stats if reads == "mean and spread" else stats[..., stats.shape[-1] // 2:]
 
 
 def mix_into(probs: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarray:

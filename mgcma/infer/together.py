@@ -56,7 +56,8 @@ def calibration_rows(records, val_idx: list[int], seed: int = 0, spoken: bool = 
 def fit_together(recognizer: EmotionRecognizer, rows) -> FittedTogether:
     """A temperature for each kind of answer among `rows` (a spoken row is answered from all it
     has, a row of words from the words), each corpus weighing the same within it; the "not sure"
-    threshold over all of them at their own temperatures. The recogniser answers at temperature 1."""
+    threshold over all of them at their own temperatures. Fitted on the answers before any
+    temperature of the answer together, so a refit finds the same."""
     config = recognizer.config
     logits, targets, groups, reads = [], [], [], []
     for r in tqdm(rows, desc="calibrating the answer together", unit="row", file=sys.stderr):

@@ -3,6 +3,7 @@ state for each clip and its augmented views, the layer and regularisation chosen
 whole corpora (or speakers) of its own training data, the temperature fitted on those held-out answers."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import zlib
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from ..audio import clean_speech, load_audio
 from ..calibration import fit_temperature
 from ..data.augment import AugmentConfig, Augmenter
 from ..encoders.build import hidden_state_range
-from ..infer.stats_head import StatsHead, StatsHeadConfig, pooled_statistics
+from ..infer.stats_head import StatsHead, StatsHeadConfig, pooled_statistics, read_statistics
 from ..metrics import classification_metrics
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.1)
@@ -49,7 +50,7 @@ def fit_linear(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray, C: fl
 @dataclass
 class TrainingSet:
     """Pooled statistics of every hidden state, per clip and view (view 0 clean)."""
-    stats: np.ndarray            # (N, V, L, 2D)
+    stats: np.ndarray            # (N, V, L, 2D): mean, then spread
     labels: np.ndarray           # (N,) class index
     groups: np.ndarray           # (N,) what selection holds out together: the corpus, or the speaker
 
@@ -74,11 +75,12 @@ def held_out_logits(data: TrainingSet, layer: int, C: float, n_classes: int) -> 
 
 
 def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, layers: list[int],
-                     grid=C_GRID, report=print) -> StatsHead:
+                     grid=C_GRID, report=print, reads: str = "mean and spread") -> StatsHead:
     """Choose the layer and C by held-out UA (mean over the held-out groups), fit the temperature
-    on those held-out logits, then fit on everything."""
+    on those held-out logits, then fit on everything; the head reads `reads` of the statistics."""
     if len(np.unique(data.groups)) < 2:
         raise ValueError("choosing the layer needs two corpora, or two speakers, to hold out")
+    data = dataclasses.replace(data, stats=read_statistics(data.stats, reads))
     tried = []
     for layer in layers:
         for C in grid:
@@ -91,7 +93,7 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
     temperature = fit_temperature(logits, data.labels, data.groups)
     x = data.stats[:, :, layer].reshape(-1, data.stats.shape[-1])
     y, g = np.repeat(data.labels, data.stats.shape[1]), np.repeat(data.groups, data.stats.shape[1])
-    config = StatsHeadConfig(labels=list(labels), speech_encoder=speech_encoder, layer=layer, C=C,
+    config = StatsHeadConfig(labels=list(labels), speech_encoder=speech_encoder, layer=layer, C=C, reads=reads,
                              temperature=temperature, selection=[[t[0], t[1], round(t[2], 4)] for t in tried])
     return StatsHead(config, *fit_linear(x, y, balanced_weights(y, g), C, len(labels)))
 

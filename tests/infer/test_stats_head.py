@@ -77,6 +77,22 @@ def test_a_saved_head_answers_as_before(tmp_path):
     assert again.config == head.config
 
 
+def test_a_head_that_reads_the_spread_alone_is_blind_to_an_offset_of_every_frame(tmp_path):
+    data = two_corpora()
+    head = train_stats_head(data, LABELS, "enc", layers=[1], reads="spread")
+    assert head.coef.shape == (4, 4) and StatsHead.load(head.save(tmp_path / "s")).config.reads == "spread"
+    features = RNG.normal(size=(3, 20, 2, 4))                              # (B, T, L, D)
+    mask = np.ones((3, 20), bool)
+    plain = head.probabilities(pooled_statistics(features, mask, layer=1))
+    moved = head.probabilities(pooled_statistics(features + RNG.normal(size=(3, 1, 1, 4)) * 5, mask, layer=1))
+    np.testing.assert_allclose(moved, plain, atol=1e-9)                    # a voice's offset moves nothing
+    both = train_stats_head(data, LABELS, "enc", layers=[1])
+    assert not np.allclose(both.probabilities(pooled_statistics(features + 5.0, mask, layer=1)),
+                           both.probabilities(pooled_statistics(features, mask, layer=1)))
+    with pytest.raises(ValueError, match="spread"):
+        train_stats_head(data, LABELS, "enc", layers=[1], reads="mean")
+
+
 def random_stats_head(path, width: int, layer: int, weight: float, encoder: str) -> StatsHead:
     rng = np.random.default_rng(1)
     config = StatsHeadConfig(labels=LABELS, speech_encoder=encoder, layer=layer, temperature=1.5, weight=weight)
