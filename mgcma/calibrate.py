@@ -44,8 +44,6 @@ def calibrate_checkpoint(checkpoint: Path, data_path: str | None = None):
 
 def calibrate_words_together(checkpoint: Path, data_path: str | None = None) -> FittedTogether:
     """The ensemble's words-alone temperature, fitted on its words corpora's own validation split."""
-    if not (checkpoint / "metrics.json").is_file():
-        raise TrainingError(f"{checkpoint / 'metrics.json'} is missing: calibration needs the run's training configuration")
     _, records, val_idx = run_validation(checkpoint, data_path)
     shared = [i for i in val_idx if not records[i].has_audio and records[i].split == "validation"]
     if not shared:

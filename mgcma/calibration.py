@@ -161,14 +161,11 @@ def calibrate(logits: np.ndarray, targets: np.ndarray, groups=None) -> Calibrati
 
 
 def confidence_scores(logits: np.ndarray, targets: np.ndarray, config, temperatures: np.ndarray | None = None) -> dict:
-    """ECE before and after the temperature (`temperatures`: each answer's own, else the config's),
-    and the range a calibrated model would show on as many answers by chance; the share answered
-    above the "not sure" threshold and their accuracy."""
+    """ECE before and after the temperature (`temperatures`: each answer's own, else the config's);
+    the share answered above the "not sure" threshold and their accuracy."""
     temperature = config.temperature if temperatures is None else np.asarray(temperatures, dtype=np.float64)[:, None]
     probs, raw = calibrated(logits, temperature), calibrated(logits)
     answered = probs.max(1) >= config.not_sure_below
     right = probs.argmax(1) == targets
-    ece = expected_calibration_error(probs, targets)
-    return dict(ECE=ece, ECE_uncalibrated=expected_calibration_error(raw, targets),
-                ECE_by_chance=ece_by_chance(probs.max(1), ece), answered=float(answered.mean()),
-                accuracy_answered=float(right[answered].mean()) if answered.any() else None)
+    return dict(ECE=expected_calibration_error(probs, targets), ECE_uncalibrated=expected_calibration_error(raw, targets),
+                answered=float(answered.mean()), accuracy_answered=float(right[answered].mean()) if answered.any() else None)

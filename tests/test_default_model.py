@@ -57,7 +57,7 @@ def words_answers(recognizer, texts: list[str], batch: int = 128) -> list[list[f
 
 def words_temperature(recognizer) -> float:
     """The words-alone answer's own temperature (ensemble.json; python -m mgcma.calibrate)."""
-    return recognizer.answer_temperatures.get("text", recognizer.config.temperature)
+    return recognizer.together.temperature_of("text")
 
 
 @pytest.mark.slow
@@ -106,7 +106,7 @@ def test_the_default_is_five_heads_and_a_voice_statistics_head(recognizer):
     assert [(h.config.layer, h.config.weight) for h in recognizer.stats_heads] == [(3, 0.5)]
     assert recognizer.config.temperature == 1.0 and 0 < recognizer.config.not_sure_below < 0.5
     # the words alone were less sure than right (GoEmotions test: ECE 13.1 %): sharpened on its validation split
-    assert set(recognizer.answer_temperatures) == {"text"} and 0.4 < recognizer.answer_temperatures["text"] < 0.8
+    assert set(recognizer.together.temperatures) == {"text"} and 0.4 < recognizer.together.temperatures["text"] < 0.8
 
 
 def test_the_model_card_sits_beside_the_weights_with_its_metadata():

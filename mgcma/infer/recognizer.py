@@ -27,7 +27,7 @@ from ..encoders.precision import set_precision
 from ..model import MGCMAOutput
 from .asr import ASRError, load_asr
 from .ensemble import StackedHeads, answer_together, answers_together, load_members, share_encoders, together_config
-from .members import member_directories, read_together, split_members, what_it_hears
+from .members import Together, member_directories, read_together, split_members, what_it_hears
 from .shared_asr import SharedWhisperASR, decoder_directory
 from .speaker_means import STATS_FILE, SpeechMean, layer_frames, load_means, shift
 from .stats_head import load_stats_heads, mix_into, voice_probabilities
@@ -99,7 +99,9 @@ class EmotionRecognizer:
             raise InputError(str(e)) from None
         together = read_together(checkpoint) if members is None else None
         self.config = together_config(self.heads, self.stats_heads, together)
-        self.answer_temperatures = together.temperatures if together and answers_together(self.heads, self.stats_heads) else {}
+        # the answer together's calibration, by what each answer reads (members.Together)
+        self.together = Together(self.config.temperature, self.config.not_sure_below,
+                                 together.temperatures if together else {})
         self.tokenizer = load_tokenizer(self.config, checkpoint)
         self.asr = self.make_asr(asr) if self.config.uses_text else None
         self.limits = limits
@@ -304,8 +306,8 @@ class EmotionRecognizer:
         if answers_together(self.heads, self.stats_heads):   # the answer together is calibrated as one, by what it reads
             reads = {f"has_{side}": key in inputs and bool(inputs[key].any())
                      for side, key in (("voice", "speech_mask"), ("words", "text_mask"))}
-            answers = {m: dataclasses.replace(o, temperature=self.answer_temperatures.get(
-                what_it_hears(m, **reads), self.config.temperature)) for m, o in answers.items()}
+            answers = {m: dataclasses.replace(o, temperature=self.together.temperature_of(what_it_hears(m, **reads)))
+                       for m, o in answers.items()}
         return answers, words, offsets
 
     def with_voice_statistics(self, out: MGCMAOutput, features, mask, modalities: list[str]) -> MGCMAOutput:

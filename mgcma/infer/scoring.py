@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE, AudioError
-from ..calibration import accuracy_coverage, calibrated, confidence_scores, reliability
+from ..calibration import accuracy_coverage, calibrated, confidence_scores, ece_by_chance, reliability
 from ..data.augment import degrade
 from ..metrics import classification_metrics
 from .asr import ASRError
@@ -82,11 +82,13 @@ def enrolment_clips(records) -> dict:
 
 def confidence_report(logits: np.ndarray, targets: np.ndarray, config, temperatures: np.ndarray) -> dict:
     """ECE and the reliability bins before and after each answer's temperature (an ensemble's
-    answer that reads one side only may have its own), the answers kept above the model's "not
-    sure" threshold, and the accuracy-coverage curve. `temperature`: the one most answers took."""
+    answer that reads one side only may have its own), the range of ECE a calibrated model would
+    show on as many answers by chance, the answers kept above the model's "not sure" threshold, and
+    the accuracy-coverage curve. `temperature`: the one most answers took."""
     probs, raw = calibrated(logits, temperatures[:, None]), calibrated(logits)
     values, counts = np.unique(temperatures, return_counts=True)
-    return dict(confidence_scores(logits, targets, config, temperatures), temperature=float(values[counts.argmax()]),
+    scores = confidence_scores(logits, targets, config, temperatures)
+    return dict(scores, ECE_by_chance=ece_by_chance(probs.max(1), scores["ECE"]), temperature=float(values[counts.argmax()]),
                 not_sure_below=config.not_sure_below, reliability=reliability(probs, targets),
                 reliability_uncalibrated=reliability(raw, targets), accuracy_coverage=accuracy_coverage(probs, targets))
 

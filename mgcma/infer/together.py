@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ..calibration import calibrated, expected_calibration_error, fit_temperature, not_sure_threshold
+from ..calibration import calibrate, calibrated, not_sure_threshold
 from .members import what_it_hears
 from .recognizer import EmotionRecognizer
 from .scoring import predict_one
@@ -67,12 +67,10 @@ def fit_together(recognizer: EmotionRecognizer, rows) -> FittedTogether:
             groups.append(r.corpus)
             reads.append(what_it_hears("both", r.has_audio and config.uses_speech, r.has_text and config.uses_text))
     logits, targets, groups, reads = np.array(logits), np.array(targets), np.array(groups), np.array(reads)
-    temperatures, ece = {}, {}
-    for kind in [k for k in ("both", "speech", "text") if k in reads]:
-        rows_of = reads == kind
-        temperatures[kind] = fit_temperature(logits[rows_of], targets[rows_of], groups[rows_of])
-        ece[kind] = tuple(expected_calibration_error(calibrated(logits[rows_of], t), targets[rows_of], groups=groups[rows_of])
-                          for t in (1.0, temperatures[kind]))
+    fits = {kind: calibrate(logits[reads == kind], targets[reads == kind], groups[reads == kind])
+            for kind in ("both", "speech", "text") if kind in reads}
+    temperatures = {kind: fit.temperature for kind, fit in fits.items()}
+    ece = {kind: (fit.ece_before, fit.ece_after) for kind, fit in fits.items()}
     each = np.array([temperatures[k] for k in reads])[:, None]                                   # (N, 1)
     return FittedTogether(temperatures, not_sure_threshold(calibrated(logits, each), targets, groups), ece,
                           {g: int((groups == g).sum()) for g in sorted(set(groups))})
