@@ -32,7 +32,7 @@ from .encoders.build import n_hidden_states
 from .infer.stats_head import READS
 from .training.protocols import run_validation, spoken_voices, voice_key
 from .training.run_files import TrainingError
-from .training.stats_head import TrainingSet, candidate_layers, corpus_statistics, train_stats_head
+from .training.stats_head import TrainingSet, candidate_layers, corpus_statistics, removal_candidates, train_stats_head
 
 
 def main(argv=None) -> int:
@@ -50,6 +50,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reads", default="mean and spread", choices=READS,
                         help="what it reads of the layer over each clip: its mean and spread, or the spread alone "
                              "(blind to what moves every frame of a clip alike, a voice's offset among it)")
+    parser.add_argument("--remove-corpus-directions", default="0", metavar="K[,K...]",
+                        help="candidate numbers of directions to take out of what it reads: those along which its "
+                             "training corpora's class means differ most (0: none); chosen, with the layer's C, by the "
+                             "same held-out score")
     parser.add_argument("--cache", default=None, help="keep each manifest's clip statistics in this folder, and reuse them")
     parser.add_argument("--hold-out-validation-of", default=None, metavar="RUN",
                         help="a trained fold (its folder or best/): its validation speakers never train here, so that "
@@ -61,6 +65,7 @@ def main(argv=None) -> int:
         if model.config.speech_layers != "weighted":
             raise CheckpointError(f"{args.checkpoint} reads one speech layer; a statistics head needs every hidden state")
         layers = candidate_layers(args.layers, n_hidden_states(model.speech_encoder))
+        removals = removal_candidates(args.remove_corpus_directions)
         held_out = set()
         if args.hold_out_validation_of:   # the run's validation speakers, which its ensemble is calibrated on
             _, run_records, val_idx = run_validation(Path(args.hold_out_validation_of))
@@ -83,7 +88,7 @@ def main(argv=None) -> int:
     labels = model.config.labels
     data = TrainingSet(stats, np.array([labels.index(r.label) for r in records]), np.array(groups))
     try:
-        head = train_stats_head(data, labels, model.config.speech_encoder, layers, reads=args.reads)
+        head = train_stats_head(data, labels, model.config.speech_encoder, layers, reads=args.reads, removals=removals)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -91,7 +96,7 @@ def main(argv=None) -> int:
     head.config.held_out = sorted(held_out)
     head.save(args.out)
     c = head.config
-    print(f"wrote {args.out}: layer {c.layer}, C {c.C}, temperature {c.temperature:.2f}, "
+    print(f"wrote {args.out}: layer {c.layer}, C {c.C}, {c.removed_directions} directions removed, temperature {c.temperature:.2f}, "
           f"{len(records)} clips x {args.augment_views} views")
     return 0
 

@@ -28,6 +28,10 @@ class StatsHeadConfig:
     # every frame of a clip alike (a voice's or a corpus's offset, and an emotion's too)
     reads: str = "mean and spread"
     selection: list = field(default_factory=list)   # [layer, C, held-out UA] of every candidate tried
+    # directions along which its training corpora's class means differ, taken out before it reads
+    # (folded into coef, so inference does nothing more); [directions, held-out UA] of each tried
+    removed_directions: int = 0
+    removal_selection: list = field(default_factory=list)
     trained_on: list = field(default_factory=list)
     held_out: list = field(default_factory=list)    # "corpus:speaker" never trained on (an ensemble's validation speakers)
 

@@ -35,15 +35,33 @@ def balanced_weights(labels: np.ndarray, corpora: np.ndarray) -> np.ndarray:
     return w / w.mean()
 
 
-def fit_linear(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray, C: float, n_classes: int):
-    """-> (mean, scale, coef (n_classes, 2D), intercept): standardised multinomial logistic regression."""
+def group_directions(x: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """(F, k') orthonormal, k' <= k: the directions along which the groups' means of each class
+    differ most from that class's mean over the groups (nuisance attribute projection: what tells
+    the corpora apart within a class, not the classes apart)."""
+    rows = []
+    for y in np.unique(labels):
+        means = np.stack([x[(groups == g) & (labels == y)].mean(0) for g in np.unique(groups[labels == y])])   # (G_y, F)
+        rows.append(means - means.mean(0))
+    _, s, vt = np.linalg.svd(np.concatenate(rows), full_matrices=False)
+    k = min(k, int((s > 1e-6 * s.max()).sum()) if s.size and s.max() > 0 else 0)   # never a direction they do not span
+    return vt[:k].T
+
+
+def fit_linear(stats: np.ndarray, labels: np.ndarray, weights: np.ndarray, C: float, n_classes: int,
+               groups: np.ndarray | None = None, remove: int = 0):
+    """-> (mean, scale, coef (n_classes, 2D), intercept): standardised multinomial logistic regression,
+    blind to the `remove` directions that most tell its `groups` apart within a class."""
     mean, scale = stats.mean(0), stats.std(0) + 1e-8
-    clf = LogisticRegression(C=C, max_iter=3000).fit((stats - mean) / scale, labels, sample_weight=weights)
+    x = (stats - mean) / scale
+    away = group_directions(x, labels, groups, remove) if remove else np.zeros((x.shape[1], 0))   # (F, k)
+    clf = LogisticRegression(C=C, max_iter=3000).fit(x - (x @ away) @ away.T, labels, sample_weight=weights)
     coef, intercept = np.zeros((n_classes, stats.shape[1])), np.full(n_classes, -1e4)   # an unseen class: never
     coef[clf.classes_], intercept[clf.classes_] = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:   # sklearn keeps one row for two classes
         coef[clf.classes_] = np.stack([-clf.coef_[0], clf.coef_[0]]) / 2
         intercept[clf.classes_] = np.array([-clf.intercept_[0], clf.intercept_[0]]) / 2
+    coef[clf.classes_] -= (coef[clf.classes_] @ away) @ away.T   # the projection, folded into the weights
     return mean, scale, coef, intercept
 
 
@@ -63,21 +81,28 @@ def held_out_folds(groups: np.ndarray) -> list[np.ndarray]:
     return [np.isin(groups, names[k::n]) for k in range(n)]
 
 
-def held_out_logits(data: TrainingSet, layer: int, C: float, n_classes: int) -> np.ndarray:
+def held_out_logits(data: TrainingSet, layer: int, C: float, n_classes: int, remove: int = 0) -> np.ndarray:
     """Each clip's logits from a fit that did not see its group (trained on every view; scored clean)."""
     logits = np.zeros((len(data.labels), n_classes))
     for out in held_out_folds(data.groups):
         x = data.stats[~out][:, :, layer].reshape(-1, data.stats.shape[-1])   # (N' V, 2D)
         y, g = np.repeat(data.labels[~out], data.stats.shape[1]), np.repeat(data.groups[~out], data.stats.shape[1])
-        mean, scale, coef, intercept = fit_linear(x, y, balanced_weights(y, g), C, n_classes)
+        mean, scale, coef, intercept = fit_linear(x, y, balanced_weights(y, g), C, n_classes, g, remove)
         logits[out] = ((data.stats[out][:, 0, layer] - mean) / scale) @ coef.T + intercept
     return logits
 
 
+def held_out_ua(data: TrainingSet, logits: np.ndarray, labels: list[str]) -> float:
+    """The mean over held-out groups of each one's UA."""
+    return float(np.mean([classification_metrics(data.labels[data.groups == g], logits[data.groups == g].argmax(1),
+                                                 labels)["UA"] for g in np.unique(data.groups)]))
+
+
 def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, layers: list[int],
-                     grid=C_GRID, report=print, reads: str = "mean and spread") -> StatsHead:
-    """Choose the layer and C by held-out UA (mean over the held-out groups), fit the temperature
-    on those held-out logits, then fit on everything; the head reads `reads` of the statistics."""
+                     grid=C_GRID, report=print, reads: str = "mean and spread", removals=(0,)) -> StatsHead:
+    """Choose the layer and C by held-out UA (mean over the held-out groups), then at those how many
+    of the directions that tell the groups apart to remove (`removals`); fit the temperature on the
+    chosen held-out logits, then fit on everything; the head reads `reads` of the statistics."""
     if len(np.unique(data.groups)) < 2:
         raise ValueError("choosing the layer needs two corpora, or two speakers, to hold out")
     data = dataclasses.replace(data, stats=read_statistics(data.stats, reads))
@@ -85,22 +110,39 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
     for layer in layers:
         for C in grid:
             logits = held_out_logits(data, layer, C, len(labels))
-            ua = float(np.mean([classification_metrics(data.labels[data.groups == g], logits[data.groups == g].argmax(1),
-                                                       labels)["UA"] for g in np.unique(data.groups)]))
-            tried.append((layer, C, ua, logits))
-            report(f"layer {layer}, C {C}: held-out UA {100 * ua:.2f} %")
-    layer, C, _, logits = max(tried, key=lambda t: t[2])
+            tried.append((layer, C, held_out_ua(data, logits, labels), logits))
+            report(f"layer {layer}, C {C}: held-out UA {100 * tried[-1][2]:.2f} %")
+    layer, C, ua, logits = max(tried, key=lambda t: t[2])
+    removal_tried = [(0, ua, logits)]
+    for k in (k for k in removals if k > 0):
+        without = held_out_logits(data, layer, C, len(labels), remove=k)
+        removal_tried.append((k, held_out_ua(data, without, labels), without))
+        report(f"layer {layer}, C {C}, {k} directions of the corpora removed: held-out UA {100 * removal_tried[-1][1]:.2f} %")
+    remove, _, logits = max(removal_tried, key=lambda t: t[1])
     temperature = fit_temperature(logits, data.labels, data.groups)
     x = data.stats[:, :, layer].reshape(-1, data.stats.shape[-1])
     y, g = np.repeat(data.labels, data.stats.shape[1]), np.repeat(data.groups, data.stats.shape[1])
     config = StatsHeadConfig(labels=list(labels), speech_encoder=speech_encoder, layer=layer, C=C, reads=reads,
-                             temperature=temperature, selection=[[t[0], t[1], round(t[2], 4)] for t in tried])
-    return StatsHead(config, *fit_linear(x, y, balanced_weights(y, g), C, len(labels)))
+                             temperature=temperature, selection=[[t[0], t[1], round(t[2], 4)] for t in tried],
+                             removed_directions=remove,
+                             removal_selection=[[k, round(u, 4)] for k, u, _ in removal_tried] if len(removal_tried) > 1 else [])
+    return StatsHead(config, *fit_linear(x, y, balanced_weights(y, g), C, len(labels), g, remove))
 
 
 def candidate_layers(spec: str | None, n_states: int) -> list[int]:
     """--layers "A-B" or "A" (inclusive) -> those hidden states; None -> every one of the n_states."""
     return list(range(n_states) if spec is None else hidden_state_range(spec, n_states, "--layers"))
+
+
+def removal_candidates(spec: str) -> list[int]:
+    """--remove-corpus-directions "0,2,4" -> [0, 2, 4]."""
+    try:
+        ks = [int(k) for k in spec.split(",")]
+    except ValueError:
+        ks = [-1]
+    if any(k < 0 for k in ks):
+        raise ValueError(f"--remove-corpus-directions {spec!r}: give counts of directions, e.g. 0,1,2,4")
+    return ks
 
 
 def collect_statistics(model, records, views: int, augment=None, report_progress=True) -> np.ndarray:
