@@ -63,6 +63,10 @@ class ModelConfig:
     lambda_kl: float = 1e-3                 # KL(N(mu, sigma^2) || N(0, I)) against variance collapse
     dist_positives: str = "pair"            # "pair": speech i <-> text i; "text": every clip of an identical transcript; "label": same emotion
     inst_positives: str = "pair"            # the same choices, for the instance-level loss
+    # Against the corpus (ours, not the paper's): an adversary learns which training corpus a clip's
+    # pooled voice came from, and the voice learns, with this weight, to make it guess (gradient reversal).
+    lambda_corpus: float = 0.0
+    adversary_corpora: list[str] = field(default_factory=list)   # the training corpora with speech, set by the trainer
     tau_dist_init: float = 1.0
     tau_inst_init: float = 0.07
     logvar_min: float = -8.0
@@ -94,6 +98,9 @@ class ModelConfig:
             raise ValueError(f"labels must be at least 2 distinct names, got {self.labels}")
         if not self.temperature > 0 or not 0 <= self.not_sure_below < 1:
             raise ValueError(f"temperature must be > 0 and not_sure_below in [0, 1); got {self.temperature}, {self.not_sure_below}")
+        if self.lambda_corpus < 0 or (self.lambda_corpus and len(self.adversary_corpora) < 2):
+            raise ValueError(f"lambda_corpus must be >= 0, and an adversary needs two or more corpora to tell apart; "
+                             f"got {self.lambda_corpus} and {self.adversary_corpora}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 

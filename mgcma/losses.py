@@ -61,3 +61,17 @@ def gaussian_kl_to_standard(mu, sigma):
     var = sigma.float().pow(2)
     kl = 0.5 * (var + mu.float().pow(2) - 1.0 - var.log()).sum(-1)
     return kl.mean()
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient backward times -weight (Ganin & Lempitsky 2015): what follows
+    learns to tell something apart, what comes before learns to hide it."""
+
+    @staticmethod
+    def forward(ctx, x, weight: float):
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.weight * grad, None

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .config import ModelConfig
 from .encoders.build import (build_speech_encoder, build_text_encoder, encoder_layers, frame_seconds, freeze_below_top,
                              hidden_state_range, n_hidden_states, run_speech_encoder)
-from .losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
+from .losses import GradientReversal, gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity
 
 
 def layer_span(config, n_states: int) -> slice:
@@ -231,6 +231,9 @@ class MGCMA(nn.Module):
             self.token_align = TokenAlignment(c.d_model, c.n_heads, c.dropout)
         if c.use_inst:
             self.instance_align = InstanceAlignment(c.d_model, c.tau_inst_init)
+        if c.lambda_corpus and c.uses_speech:   # training only: nothing at inference reads it
+            self.corpus_adversary = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.GELU(),
+                                                  nn.Linear(c.d_model, len(c.adversary_corpora)))
         n_vectors = c.uses_speech + c.uses_text
         fusion_dim = n_vectors * c.d_model + (2 * c.gauss_dim if c.use_dist else 0)
         self.classifier = nn.Sequential(nn.Linear(fusion_dim, c.d_model), nn.GELU(),
@@ -296,13 +299,15 @@ class MGCMA(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, audio=None, audio_mask=None, input_ids=None, text_mask=None, labels=None,
-                speech_features=None, speech_mask=None, text_features=None, text_keys=None, speech_shift=None):
+                speech_features=None, speech_mask=None, text_features=None, text_keys=None, speech_shift=None,
+                corpus=None):
         """Raw inputs (audio, input_ids) or cached encoder outputs (speech_features with
         speech_mask, text_features with text_mask), as when the encoders are frozen.
         A row with an all-False speech or text mask lacks that modality.
         text_keys: (B,) equal for identical transcripts (the "text" positives of the pair losses).
         speech_shift: (B, D_enc) added to every mixed encoder frame (mgcma/normalise.py: the
-        training mean minus the mean of the speaker's or session's own speech)."""
+        training mean minus the mean of the speaker's or session's own speech).
+        corpus: (B,) index into config.adversary_corpora (-1: none of them), for the adversary's loss."""
         c, out = self.config, {}
         if c.uses_speech:
             if speech_features is None:
@@ -336,10 +341,13 @@ class MGCMA(nn.Module):
         losses = {}
         if labels is not None:
             losses = self.compute_losses(out, logits, labels, text_keys)
+            if corpus is not None and hasattr(self, "corpus_adversary"):
+                losses["corpus"] = self.corpus_loss(out, corpus)
         total = None
         if losses:
             total = (losses["ce"] + c.lambda_dist * losses.get("dist", 0.0)
-                     + c.lambda_inst * losses.get("inst", 0.0) + c.lambda_kl * losses.get("kl", 0.0))
+                     + c.lambda_inst * losses.get("inst", 0.0) + c.lambda_kl * losses.get("kl", 0.0)
+                     + losses.get("corpus", 0.0))   # its weight is in the reversal: the adversary learns at full rate
         return MGCMAOutput(logits=logits, loss=total, losses=losses, temperature=c.temperature, **out)
 
     def fusion(self, out: dict) -> torch.Tensor:
@@ -383,6 +391,15 @@ class MGCMA(nn.Module):
             losses["inst"], _, _ = self.instance_align(out["speech_pooled"][both], out["text_pooled"][both],
                                                        None if keys is None else keys[both], c.inst_positives == "text")
         return losses
+
+    def corpus_loss(self, out: dict, corpus: torch.Tensor) -> torch.Tensor:
+        """The adversary's cross-entropy over the rows with speech of a known corpus; its gradient
+        reaches the voice reversed, times lambda_corpus."""
+        rows = out["speech_present"] & (corpus >= 0)
+        if not rows.any():
+            return out["speech_pooled"].new_zeros(()).float()
+        hidden = GradientReversal.apply(out["speech_pooled"][rows], self.config.lambda_corpus)   # (B', d)
+        return F.cross_entropy(self.corpus_adversary(hidden).float(), corpus[rows])
 
     @property
     def frame_seconds(self) -> float:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
-from mgcma.losses import gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity, w2_squared
+from mgcma.losses import GradientReversal, gaussian_kl_to_standard, info_nce, w2_distance, w2_similarity, w2_squared
 
 
 def w2_direct(mu1, cov1, mu2, cov2):
@@ -97,3 +97,11 @@ def test_label_positives_give_the_loss_as_defined_on_a_hand_built_batch(one_targ
     # the shared labels change the loss; as one target, same-label texts only add probability
     pair = info_nce(torch.tensor(sim)).item()
     assert got != pytest.approx(pair) and (got < pair if one_target else True)
+
+
+def test_gradient_reversal_passes_values_and_returns_the_gradient_reversed_and_weighted():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = GradientReversal.apply(x, 0.3)
+    assert torch.equal(y, x)
+    (y * torch.arange(4.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * torch.arange(4.0).expand(3, 4))

@@ -214,3 +214,29 @@ def test_token_attention_computes_what_multihead_attention_does(need_weights):
     if need_weights:
         assert torch.allclose(our_weights, their_weights, atol=1e-6)
         assert our_weights[1, :, :, 4:].abs().max() == 0
+
+
+def test_a_corpus_adversary_learns_the_corpus_of_the_rows_with_speech_and_the_voice_learns_against_it(make_batch):
+    model = make_model(lambda_corpus=0.5, adversary_corpora=["a", "b"]).train()
+    batch = make_batch([16000, 12000, 8000, 9000])
+    batch["audio_mask"][3] = False                                  # a row without speech
+    corpus = torch.tensor([0, 1, -1, 1])                           # the third from none of the training corpora
+    torch.manual_seed(1)
+    out = model(**batch, corpus=corpus)
+    heard = model.corpus_adversary(out.speech_pooled[:2])
+    assert torch.allclose(out.losses["corpus"], torch.nn.functional.cross_entropy(heard, corpus[:2]))
+    assert torch.allclose(out.loss, out.losses["ce"] + 0.5 * out.losses["dist"] + 0.5 * out.losses["inst"]
+                          + 1e-3 * out.losses["kl"] + out.losses["corpus"])
+    adversary_grad = torch.autograd.grad(out.losses["corpus"], model.corpus_adversary[0].weight, retain_graph=True)[0]
+    voice_grad = torch.autograd.grad(out.losses["corpus"], out.speech_pooled, retain_graph=True)[0]
+    plain_grad = torch.autograd.grad(torch.nn.functional.cross_entropy(heard, corpus[:2]), out.speech_pooled)[0]
+    assert adversary_grad.abs().sum() > 0                           # the adversary descends its loss ...
+    assert torch.allclose(voice_grad[:2], -0.5 * plain_grad[:2], atol=1e-6)   # ... the voice ascends it, by its weight
+    assert voice_grad[2:].abs().sum() == 0
+    assert "corpus" not in model(**batch).losses                   # no corpus given (validation, inference): no adversary
+
+
+def test_an_adversary_needs_two_corpora_to_tell_apart():
+    with pytest.raises(ValueError, match="two or more corpora"):
+        make_model(lambda_corpus=0.5, adversary_corpora=["a"])
+    assert not hasattr(make_model(), "corpus_adversary")

@@ -38,6 +38,7 @@ class TrainConfig:
     augment_tempo: str = "0.9-1.1"     # "SLOW-FAST": the speed's range (0.9: a tenth slower)
     augment_pitch: float = 2.0         # the pitch shift's range in semitones, up or down
     augment_voice_offset: float = 0.0  # share of training rows heard with their speaker's mean frame swapped for another training speaker's (frozen, cached speech encoder)
+    corpus_adversary: float = 0.0      # >0: an adversary learns which training corpus each clip's voice came from; the voice is trained against it with this weight (gradient reversal)
     text_augment: bool = False         # augmented views also read their text as a recogniser may write it (lower case, words missed or misheard)
     finetune_top_layers: int = 0       # train the top k layers of the speech encoder (0: the preset's freezing)
     finetune_top_text_layers: int = 0  # train the top k layers of the text encoder (0: the preset's freezing)

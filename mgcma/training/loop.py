@@ -40,10 +40,13 @@ from .steps import (MODALITIES, FeatureCache, drop_modalities, evaluate, model_i
 log = logging.getLogger("mgcma.train")
 
 
-def model_config(cfg: TrainConfig, labels):
+def model_config(cfg: TrainConfig, labels, voiced_corpora=()):
+    """The model a run trains; `voiced_corpora`: its training corpora with speech (for --corpus-adversary)."""
     unimodal = cfg.modality != "both"
     overrides = dict(labels=labels, modality=cfg.modality, use_dist=cfg.use_dist and not unimodal,
                      use_token=cfg.use_token and not unimodal, use_inst=cfg.use_inst and not unimodal)
+    if cfg.corpus_adversary:
+        overrides.update(lambda_corpus=cfg.corpus_adversary, adversary_corpora=sorted(voiced_corpora))
     for name in ("lambda_dist", "lambda_inst", "dist_positives", "inst_positives", "speech_layer_span"):
         if getattr(cfg, name) not in (None, ""):
             overrides[name] = getattr(cfg, name)
@@ -125,9 +128,11 @@ def warmup_cosine(optimizer, total_steps: int, warmup: float):
 
 
 def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps,
-                voice_offsets=None):
+                voice_offsets=None, corpus_of=None):
+    """One epoch -> ({loss name: its mean over the epoch's steps, "total" among them}, step).
+    corpus_of: (records,) each record's index into the adversary's corpora (-1: none)."""
     model.train()
-    total, ce, count = 0.0, 0.0, 0
+    sums, count = {"total": 0.0, "ce": 0.0}, 0
     plain = accelerator.unwrap_model(model)
     for batch in loader:
         if max_steps is not None and step >= max_steps:
@@ -136,6 +141,8 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
         drop_modalities(inputs, cfg.modality_dropout)
         if voice_offsets is not None:
             inputs["speech_shift"] = plain.mixed_shift(voice_offsets.layer_shifts(batch["record"], step))
+        if corpus_of is not None:
+            inputs["corpus"] = corpus_of[batch["record"].cpu()].to(batch["labels"].device)
         with accelerator.autocast():
             out = model(**inputs)
         if not torch.isfinite(out.loss):
@@ -148,10 +155,12 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        total, ce, count, step = total + out.loss.item(), ce + out.losses["ce"].item(), count + 1, step + 1
+        for name, value in [("total", out.loss), *out.losses.items()]:
+            sums[name] = sums.get(name, 0.0) + value.item()
+        count, step = count + 1, step + 1
         progress.update(1)
-        progress.set_postfix_str(f"loss {total / count:.3f}", refresh=False)
-    return total / max(count, 1), ce / max(count, 1), step
+        progress.set_postfix_str(f"loss {sums['total'] / count:.3f}", refresh=False)
+    return {name: total / max(count, 1) for name, total in sums.items()}, step
 
 
 # ------------------------------------------------------------------------------------ folds
@@ -183,7 +192,12 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     train_idx = training_share(records, train_idx, cfg.train_fraction, cfg.seed + fold_id)
     torch.manual_seed(cfg.seed + fold_id)
     random.seed(cfg.seed + fold_id)
-    model = MGCMA(model_config(cfg, labels))
+    voiced_corpora = sorted({records[i].corpus for i in train_idx if records[i].has_audio})
+    if cfg.corpus_adversary and len(voiced_corpora) < 2:
+        raise TrainingError(f"--corpus-adversary needs two or more training corpora with speech; fold {fold_id} "
+                            f"trains on {voiced_corpora}")
+    model = MGCMA(model_config(cfg, labels, voiced_corpora))
+    corpus_of = adversary_targets(model.config, records)
     tokenizer = load_tokenizer(model.config)
     caches = frozen_caches(model, cfg, shared_caches)   # content-keyed: one cache serves training and validation
     train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, True, caches)
@@ -209,18 +223,23 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
     for epoch in range(progress["epoch"], epochs):
         train_loader.set_epoch(epoch)  # accelerate's loader passes it on (and would reset our sampler's own)
         start = time.time()
-        train_loss, train_ce, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches,
-                                                   accelerator, cfg, bar, progress["step"], total, voice_offsets)
+        train, progress["step"] = train_epoch(model, train_loader, optimizer, scheduler, caches, accelerator, cfg, bar,
+                                              progress["step"], total, voice_offsets, corpus_of)
+        train_loss, train_ce = train["total"], train["ce"]
         scores = evaluate(model, val_loader, caches, accelerator, [records[i].corpus for i in val_idx])
         val = dict(scores["both"], UA=selection_score(scores, voiced, cfg.select_by))   # mixed corpora: each counts once
         by_corpus = {str(c): float(m["UA"]) for c, m in scores["both"]["corpora"].items()}   # plain types: state.pt loads weights_only
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], val_UA_by_corpus=by_corpus,
                                         seconds=time.time() - start))
+        if "corpus" in train:   # the adversary's cross-entropy: ln(corpora) when the voice leaves it guessing
+            progress["history"][-1]["train_corpus_ce"] = train["corpus"]
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
         per_corpus = ", ".join(f"{c or 'all'} {100 * ua:.1f}" for c, ua in by_corpus.items())
         log.info(f"fold {fold_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
-                 f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f} ({per_corpus})")
+                 f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f} ({per_corpus})"
+                 + (f"; the corpus adversary's loss {train['corpus']:.3f} (guessing: {math.log(len(plain.config.adversary_corpora)):.3f})"
+                    if "corpus" in train else ""))
         progress["epoch"] = epoch + 1
         if accelerator.is_main_process:
             if val["UA"] > progress["best_UA"]:  # selection on validation UA only
@@ -230,6 +249,14 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         accelerator.wait_for_everyone()
     bar.close()
     return finish_fold(cfg, fold_id, name, fold_dir, records, test_idx, progress, accelerator, shared_caches, val_idx)
+
+
+def adversary_targets(config, records) -> torch.Tensor | None:
+    """(records,) each record's index into config.adversary_corpora (-1: not one of them), or None without an adversary."""
+    if not config.lambda_corpus:
+        return None
+    return torch.tensor([config.adversary_corpora.index(r.corpus) if r.corpus in config.adversary_corpora else -1
+                         for r in records])
 
 
 def measured_voices(cfg, model, records, train_idx, tokenizer, caches):

@@ -120,6 +120,19 @@ def test_leave_one_corpus_out_never_trains_or_selects_on_the_held_out_corpus(cor
     assert set(held_out["recall"]) == set(runs["plain"]["labels"])
 
 
+@pytest.mark.slow
+def test_a_corpus_adversary_tells_apart_the_training_corpora_only(corpus, tmp_path):
+    paths = split_into_corpora(corpus, tmp_path / "corpora")
+    train(quick(paths, tmp_path / "run", protocol="corpora", folds="0", corpus_adversary=0.5))   # holds out "one"
+    model = load_model(tmp_path / "run" / "fold-0" / "best", "cpu")
+    assert model.config.adversary_corpora == ["three", "two"] and model.corpus_adversary[-1].out_features == 2
+    history = json.loads((tmp_path / "run" / "fold-0" / "metrics.json").read_text())["history"]
+    assert all(np.isfinite(h["train_corpus_ce"]) and h["train_corpus_ce"] > 0 for h in history)
+    assert "the corpus adversary's loss" in (tmp_path / "run" / "train.log").read_text()
+    with pytest.raises(TrainingError, match="two or more training corpora"):
+        train(quick(corpus, tmp_path / "one", folds="0", corpus_adversary=0.5))
+
+
 def test_a_manifest_with_one_speaker_in_two_folds_is_refused(corpus, tmp_path):
     records = read_manifest(corpus)
     leaked = next(r for r in records if r.group == "1")
