@@ -130,9 +130,10 @@ def warmup_cosine(optimizer, total_steps: int, warmup: float):
 def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps,
                 voice_offsets=None, corpus_of=None):
     """One epoch -> ({loss name: its mean over the epoch's steps, "total" among them}, step).
-    corpus_of: (records,) each record's index into the adversary's corpora (-1: none)."""
+    corpus_of: (records,) each record's index into the adversary's corpora (-1: none); then also
+    "corpus_guessing", the cross-entropy of guessing each row's corpus from the corpora's shares."""
     model.train()
-    sums, count = {"total": 0.0, "ce": 0.0}, 0
+    sums, count, corpus_counts = {"total": 0.0, "ce": 0.0}, 0, 0
     plain = accelerator.unwrap_model(model)
     for batch in loader:
         if max_steps is not None and step >= max_steps:
@@ -143,6 +144,8 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
             inputs["speech_shift"] = plain.mixed_shift(voice_offsets.layer_shifts(batch["record"], step))
         if corpus_of is not None:
             inputs["corpus"] = corpus_of[batch["record"].cpu()].to(batch["labels"].device)
+            heard = inputs["corpus"][inputs.get("speech_mask", inputs.get("audio_mask")).any(-1) & (inputs["corpus"] >= 0)]
+            corpus_counts = torch.bincount(heard.cpu(), minlength=len(plain.config.adversary_corpora)) + corpus_counts
         with accelerator.autocast():
             out = model(**inputs)
         if not torch.isfinite(out.loss):
@@ -160,7 +163,11 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
         count, step = count + 1, step + 1
         progress.update(1)
         progress.set_postfix_str(f"loss {sums['total'] / count:.3f}", refresh=False)
-    return {name: total / max(count, 1) for name, total in sums.items()}, step
+    means = {name: total / max(count, 1) for name, total in sums.items()}
+    if corpus_of is not None and count:   # what the adversary scores by guessing from the corpora's shares alone
+        shares = corpus_counts[corpus_counts > 0].double() / corpus_counts.sum()
+        means["corpus_guessing"] = float(-(shares * shares.log()).sum())
+    return means, step
 
 
 # ------------------------------------------------------------------------------------ folds
@@ -197,7 +204,7 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         raise TrainingError(f"--corpus-adversary needs two or more training corpora with speech; fold {fold_id} "
                             f"trains on {voiced_corpora}")
     model = MGCMA(model_config(cfg, labels, voiced_corpora))
-    corpus_of = adversary_targets(model.config, records)
+    corpus_of = adversary_targets(model.config, [records[i] for i in train_idx])   # a batch's rows index the training subset
     tokenizer = load_tokenizer(model.config)
     caches = frozen_caches(model, cfg, shared_caches)   # content-keyed: one cache serves training and validation
     train_loader = make_loader(records, train_idx, model, tokenizer, cfg, True, cfg.seed + fold_id, True, caches)
@@ -232,14 +239,14 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
         progress["history"].append(dict(epoch=epoch, train_loss=train_loss, train_ce=train_ce, val_loss=val["loss"],
                                         val_UA=val["UA"], val_WA=val["WA"], val_UA_by_corpus=by_corpus,
                                         seconds=time.time() - start))
-        if "corpus" in train:   # the adversary's cross-entropy: ln(corpora) when the voice leaves it guessing
-            progress["history"][-1]["train_corpus_ce"] = train["corpus"]
+        if "corpus" in train:   # the adversary's cross-entropy, and what it would score guessing from the shares
+            progress["history"][-1].update(train_corpus_ce=train["corpus"], corpus_guessing_ce=train["corpus_guessing"])
         bar.set_postfix_str(f"loss {train_loss:.3f} val UA {100 * val['UA']:.1f}")
         per_corpus = ", ".join(f"{c or 'all'} {100 * ua:.1f}" for c, ua in by_corpus.items())
         log.info(f"fold {fold_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
                  f"val loss {val['loss']:.4f}, val UA {100 * val['UA']:.2f}, WA {100 * val['WA']:.2f} ({per_corpus})"
-                 + (f"; the corpus adversary's loss {train['corpus']:.3f} (guessing: {math.log(len(plain.config.adversary_corpora)):.3f})"
-                    if "corpus" in train else ""))
+                 + (f"; the corpus adversary's loss {train['corpus']:.3f} (guessing from the corpora's shares: "
+                    f"{train['corpus_guessing']:.3f})" if "corpus" in train else ""))
         progress["epoch"] = epoch + 1
         if accelerator.is_main_process:
             if val["UA"] > progress["best_UA"]:  # selection on validation UA only
@@ -252,7 +259,8 @@ def run_fold(cfg, records, labels, fold_id, name, train_idx, test_idx, accelerat
 
 
 def adversary_targets(config, records) -> torch.Tensor | None:
-    """(records,) each record's index into config.adversary_corpora (-1: not one of them), or None without an adversary."""
+    """(records,) each training record's index into config.adversary_corpora (-1: not one of them), or None
+    without an adversary."""
     if not config.lambda_corpus:
         return None
     return torch.tensor([config.adversary_corpora.index(r.corpus) if r.corpus in config.adversary_corpora else -1

@@ -128,7 +128,8 @@ def test_a_corpus_adversary_tells_apart_the_training_corpora_only(corpus, tmp_pa
     assert model.config.adversary_corpora == ["three", "two"] and model.corpus_adversary[-1].out_features == 2
     history = json.loads((tmp_path / "run" / "fold-0" / "metrics.json").read_text())["history"]
     assert all(np.isfinite(h["train_corpus_ce"]) and h["train_corpus_ce"] > 0 for h in history)
-    assert "the corpus adversary's loss" in (tmp_path / "run" / "train.log").read_text()
+    assert all(0.3 < h["corpus_guessing_ce"] <= np.log(2) + 1e-9 for h in history)   # rows of both corpora
+    assert "guessing from the corpora's shares" in (tmp_path / "run" / "train.log").read_text()
     with pytest.raises(TrainingError, match="two or more training corpora"):
         train(quick(corpus, tmp_path / "one", folds="0", corpus_adversary=0.5))
 
