@@ -130,7 +130,7 @@ def warmup_cosine(optimizer, total_steps: int, warmup: float):
 def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, progress, step, max_steps,
                 voice_offsets=None, corpus_of=None):
     """One epoch -> ({loss name: its mean over the epoch's steps, "total" among them}, step).
-    corpus_of: (records,) each record's index into the adversary's corpora (-1: none); then also
+    corpus_of: (training records,) each one's index into the adversary's corpora (-1: none); then also
     "corpus_guessing", the cross-entropy of guessing each row's corpus from the corpora's shares."""
     model.train()
     sums, count, corpus_counts = {"total": 0.0, "ce": 0.0}, 0, 0
@@ -144,10 +144,11 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
             inputs["speech_shift"] = plain.mixed_shift(voice_offsets.layer_shifts(batch["record"], step))
         if corpus_of is not None:
             inputs["corpus"] = corpus_of[batch["record"].cpu()].to(batch["labels"].device)
-            heard = inputs["corpus"][inputs.get("speech_mask", inputs.get("audio_mask")).any(-1) & (inputs["corpus"] >= 0)]
-            corpus_counts = torch.bincount(heard.cpu(), minlength=len(plain.config.adversary_corpora)) + corpus_counts
         with accelerator.autocast():
             out = model(**inputs)
+        if corpus_of is not None:   # the rows the adversary heard: with speech, of a training corpus
+            heard = inputs["corpus"][out.speech_present & (inputs["corpus"] >= 0)].cpu()
+            corpus_counts = torch.bincount(heard, minlength=len(plain.config.adversary_corpora)) + corpus_counts
         if not torch.isfinite(out.loss):
             terms = ", ".join(f"{k}={v.item():.4g}" for k, v in out.losses.items())
             raise TrainingError(f"the loss is not finite at step {step} ({terms}); the run is stopped "
