@@ -392,10 +392,15 @@ class MGCMA(nn.Module):
                                                        None if keys is None else keys[both], c.inst_positives == "text")
         return losses
 
+    @staticmethod
+    def adversary_rows(speech_present: torch.Tensor, corpus: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the rows the corpus adversary hears, those with speech of a training corpus."""
+        return speech_present & (corpus >= 0)
+
     def corpus_loss(self, out: dict, corpus: torch.Tensor) -> torch.Tensor:
-        """The adversary's cross-entropy over the rows with speech of a known corpus; its gradient
-        reaches the voice reversed, times lambda_corpus."""
-        rows = out["speech_present"] & (corpus >= 0)
+        """The adversary's cross-entropy over its rows (adversary_rows); its gradient reaches the
+        voice reversed, times lambda_corpus."""
+        rows = self.adversary_rows(out["speech_present"], corpus)
         if not rows.any():
             return out["speech_pooled"].new_zeros(()).float()
         hidden = GradientReversal.apply(out["speech_pooled"][rows], self.config.lambda_corpus)   # (B', d)

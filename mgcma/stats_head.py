@@ -96,7 +96,8 @@ def main(argv=None) -> int:
     head.config.held_out = sorted(held_out)
     head.save(args.out)
     c = head.config
-    print(f"wrote {args.out}: layer {c.layer}, C {c.C}, {c.removed_directions} directions removed, temperature {c.temperature:.2f}, "
+    print(f"wrote {args.out}: layer {c.layer}, C {c.C}, {c.removed_directions} directions removed, "
+          f"temperature {c.temperature:.2f}, "
           f"{len(records)} clips x {args.augment_views} views")
     return 0
 

@@ -146,8 +146,8 @@ def train_epoch(model, loader, optimizer, scheduler, caches, accelerator, cfg, p
             inputs["corpus"] = corpus_of[batch["record"].cpu()].to(batch["labels"].device)
         with accelerator.autocast():
             out = model(**inputs)
-        if corpus_of is not None:   # the rows the adversary heard: with speech, of a training corpus
-            heard = inputs["corpus"][out.speech_present & (inputs["corpus"] >= 0)].cpu()
+        if corpus_of is not None:
+            heard = inputs["corpus"][plain.adversary_rows(out.speech_present, inputs["corpus"])].cpu()
             corpus_counts = torch.bincount(heard, minlength=len(plain.config.adversary_corpora)) + corpus_counts
         if not torch.isfinite(out.loss):
             terms = ", ".join(f"{k}={v.item():.4g}" for k, v in out.losses.items())

@@ -117,7 +117,8 @@ def train_stats_head(data: TrainingSet, labels: list[str], speech_encoder: str, 
     for k in (k for k in removals if k > 0):
         without = held_out_logits(data, layer, C, len(labels), remove=k)
         removal_tried.append((k, held_out_ua(data, without, labels), without))
-        report(f"layer {layer}, C {C}, {k} directions of the corpora removed: held-out UA {100 * removal_tried[-1][1]:.2f} %")
+        report(f"layer {layer}, C {C}, {k} directions of the corpora removed: "
+               f"held-out UA {100 * removal_tried[-1][1]:.2f} %")
     remove, _, logits = max(removal_tried, key=lambda t: t[1])
     temperature = fit_temperature(logits, data.labels, data.groups)
     x = data.stats[:, :, layer].reshape(-1, data.stats.shape[-1])
